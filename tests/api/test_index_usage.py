@@ -293,31 +293,38 @@ def run_scenario(app, recorder: Recorder, db_name: str) -> None:
         assert_served(get_mongo().db, recorder.commands)
 
 
+def stored(db, bucket: str) -> dict:
+    """A photo stored in ``bucket`` through the library door, as its files document."""
+    from avenue.media import AppMedia, Library
+
+    upload = Library.Upload("p.jpg", image_bytes("good/progressive.jpg"))
+    image = AppMedia.on(db).library(bucket).store(upload).image
+    return db[f"{bucket}.files"].find_one({"_id": image.id})
+
+
 @pytest.mark.slow
 def test_the_rendition_budget_and_recency_use_indexes(backend, db_name):
     """Not requests, but they run at any size, every minute: the eviction walks the recency
     index (never a scan and a sort of ten million renditions), the deliveries' flush writes by
     ``_id``, the running total is one read by ``_id``."""
     from avenue.db import get_mongo
-    from avenue.media import Buckets
-    from avenue.media.serve import route
-    from avenue.media.store import renditions
-    from avenue.media.store.originals import store
+    from avenue.media import AppMedia, Buckets
+    from avenue.media.wiring import Route
 
     with recorded_app(backend, db_name) as (app, recorder):
         client = app.test_client()
         with app.app_context():
             get_mongo().ensure_indexes()
             db = get_mongo().db
-            doc = store(db, Buckets.PRODUCTS, image_bytes("good/progressive.jpg"), filename="p.jpg").doc
+            doc = stored(db, Buckets.PRODUCTS)
         urls = [f"/media/products/{doc['_id']}/w_{width}.webp" for width in (160, 320, 480, 640, 800)]
         for url in urls:
             assert client.get(url).status_code == 200
         recorder.active = True
         assert client.get(urls[0]).status_code == 200
         with app.app_context():
-            assert route.get_state(app).deliveries.flush(db)["renditions"] == 1
-            assert renditions.evict(db, 1, margin=0.0).files == len(urls)
+            assert Route.flush_deliveries(app)["renditions"] == 1
+            assert AppMedia.on(db).maintenance.evict_renditions(1).files == len(urls)
         recorder.active = False
         names = {"find", "update", "delete"}
         recorded = [c for c in recorder.commands if next(iter(c)) in names]
@@ -332,8 +339,7 @@ def test_the_delivery_numbers_are_written_and_read_by_indexes(backend, db_name):
     days."""
     from avenue.db import get_mongo
     from avenue.media import Buckets
-    from avenue.media.serve import route
-    from avenue.media.store.originals import store
+    from avenue.media.wiring import Route
     from tests.helpers import Auth
 
     with recorded_app(backend, db_name) as (app, recorder):
@@ -341,12 +347,12 @@ def test_the_delivery_numbers_are_written_and_read_by_indexes(backend, db_name):
         with app.app_context():
             get_mongo().ensure_indexes()
             db = get_mongo().db
-            doc = store(db, Buckets.BUILDER, image_bytes("good/progressive.jpg"), filename="p.jpg").doc
+            doc = stored(db, Buckets.BUILDER)
         ops = Auth(app).token("ops")
         assert client.get(f"/media/builder/{doc['_id']}").status_code == 200
         recorder.active = True
         with app.app_context():
-            assert route.get_state(app).deliveries.flush(db)["images"] == 1
+            assert Route.flush_deliveries(app)["images"] == 1
         for path in ("/api/admin/deliveries/top", "/api/admin/deliveries/top?by=bytes",
                      f"/api/admin/deliveries/images/builder/{doc['_id']}",
                      "/api/admin/deliveries/never-served", "/api/admin/cleanup?days=1"):
