@@ -1174,7 +1174,7 @@ def morphology_logo() -> bytes:
 
 def dashed_logo(segments: int = 30) -> bytes:
     """One finely dashed stroke along crossing curves: nothing a budget counted on the tree
-    refuses, about 10 s to draw at 1600 px (tests/api/test_svg_draw_deadline.py's slow_svg)."""
+    refuses, about 10 s to draw at 1600 px (tests/media/ingest/test_svgdraw.py's slow_svg)."""
     chance = random.Random(1)
     curves = " ".join(f"Q{chance.uniform(0, 100):.1f} {chance.uniform(0, 80):.1f} "
                       f"{chance.uniform(0, 100):.1f} {chance.uniform(0, 80):.1f}" for _ in range(segments))
@@ -1397,7 +1397,7 @@ def zip_flat(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list
 def curves_logo(segments: int, seed: int = 1) -> bytes:
     """An SVG the sanitiser's budget lets through whose draw costs CPU, little memory: one path
     of ``segments`` crossing curves, filled even-odd and stroked (1000: ~6 s at 1600 px idle,
-    tests/api/test_svg_draw_deadline.py's slow_svg; 300: ~1 s)."""
+    tests/media/ingest/test_svgdraw.py's slow_svg; 300: ~1 s)."""
     chance = random.Random(seed)
     curves = " ".join(f"Q{chance.uniform(0, 100):.1f} {chance.uniform(0, 80):.1f} "
                       f"{chance.uniform(0, 100):.1f} {chance.uniform(0, 80):.1f}" for _ in range(segments))

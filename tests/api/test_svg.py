@@ -1,5 +1,7 @@
 """SVG logos in the builder's library: sanitised on upload, served under their CSP, rasterised
-for every variant and rendition, refused by every other upload route."""
+for every variant and rendition, refused by every other upload route (the pipeline's own
+steps: tests/media/ingest/test_svg.py; the front door's answer:
+tests/media/serve/test_frontdoor.py)."""
 
 from __future__ import annotations
 
@@ -8,25 +10,13 @@ import re
 
 import pytest
 from PIL import Image
-from werkzeug.test import Client
 
 from avenue.media import Buckets
-from avenue.media.ingest import svg
-from avenue.media.serve.frontdoor import FrontDoor
 from tests.helpers import bucket_snapshot, image_bytes
 from tests.support import tus
 from tests.support.client import MEDIA, UPLOADS
+from tests.support.svg import OPEN, SHAPE, SVG_CSP, doc, post, served
 from tests.support.zips import make_zip
-
-SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
-OPEN = ('<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
-        'width="64" height="64">')
-SHAPE = '<rect width="64" height="40" fill="#0a7"/>'
-
-
-def doc(inner: str, head: str = "") -> bytes:
-    """An SVG that draws a shape beside ``inner`` (the vector)."""
-    return f"{head}{OPEN}{SHAPE}{inner}</svg>".encode()
 
 
 def use_bomb(levels: int = 12, fan_out: int = 10) -> bytes:
@@ -123,16 +113,6 @@ ACTIVE = re.compile(
     rb"|data\s*:|alert\(|[\s\"']on[a-z]+\s*=|<!DOCTYPE|<!ENTITY|<\?xml-stylesheet|@import|evil\.example"
     rb"|href\s*=\s*[\"'](?!#)|url\(\s*['\"]?(?!#)",
     re.IGNORECASE)
-
-
-def post(client, headers, to: str, data: bytes, filename: str, content_type: str, field: str = "file"):
-    form = {field: (io.BytesIO(data), filename, content_type)}
-    return client.post(to, data=form, headers=headers, content_type="multipart/form-data")
-
-
-def served(client, url: str) -> tuple[int, dict, bytes]:
-    response = client.get(url, headers={"Accept": "image/avif,image/webp,*/*"})
-    return response.status_code, dict(response.headers), response.get_data()
 
 
 def every_variant_url(media: dict) -> list[str]:
@@ -254,56 +234,6 @@ def test_an_svg_declaring_100000_px_a_side_is_drawn_within_the_pixel_limit(clien
         assert im.size == (640, 640) and im.convert("RGB").getpixel((320, 320))[0] > 200
 
 
-def test_a_stored_svg_s_renditions_neither_sanitise_nor_measure_it_again(client, editor, monkeypatch):
-    media = post(client, editor, MEDIA, doc(""), "logo.svg", "image/svg+xml").get_json()
-    import pyvips
-
-    def must_not_run(*args, **kwargs):
-        pytest.fail("a rendition sanitised, counted or measured the stored SVG in the worker")
-
-    monkeypatch.setattr(svg, "sanitise", must_not_run)
-    monkeypatch.setattr(svg.svg_cost, "check", must_not_run)
-    monkeypatch.setattr(pyvips.Image, "svgload_buffer", must_not_run)  # the worker's; the helper draws
-    status, _, rendition = served(client, f"{media['url'].rsplit('.', 1)[0]}/w_640.png")
-    assert status == 200
-    with Image.open(io.BytesIO(rendition)) as im:
-        assert im.size == (64, 64) and im.convert("RGB").getpixel((32, 16)) == (0, 0xaa, 0x77)
-
-
-def test_an_svg_past_the_parse_bounds_is_refused_413_before_anything_else_reads_it(client, editor,
-                                                                                   monkeypatch):
-    def must_not_run(*args, **kwargs):
-        pytest.fail("svg-hush or the count read an SVG the parse should have refused")
-
-    monkeypatch.setattr(svg.py_svg_hush, "filter_svg", must_not_run)
-    monkeypatch.setattr(svg.svg_cost, "check", must_not_run)
-    sheet = "".join(f".c{n}{{fill:url(#a)}}" for n in range(2_000))
-    response = post(client, editor, MEDIA, doc(f"<style>{sheet}</style>" + "<g/>" * 4_000), "sheet.svg",
-                    "image/svg+xml")
-    assert response.status_code == 413, response.get_json()
-    error = response.get_json()["error"]
-    assert error["code"] == "svg_too_complex" and "1,000 rules" in error["message"]
-
-
-def test_the_front_door_answers_an_svg_exactly_as_the_route_does(app, client, editor):
-    media = post(client, editor, MEDIA, doc(""), "logo.svg", "image/svg+xml").get_json()
-    warm = client.get(media["url"])  # caches the document, headers and bytes (once read whole)
-    assert warm.status_code == 200 and warm.data and warm.headers["Content-Security-Policy"] == SVG_CSP
-
-    def flask_must_not_run(environ, start_response):
-        pytest.fail("the front door passed the SVG on to Flask")
-
-    def call(wsgi_app):
-        answer = Client(wsgi_app).get(media["url"], headers={"X-Request-ID": "svg-1"})
-        return answer.status, sorted(answer.headers.items()), answer.get_data()
-
-    by_front, by_route = call(FrontDoor(app, flask_must_not_run)), call(app.wsgi_app.wsgi_app)
-    assert by_front == by_route
-    for header in (("Content-Security-Policy", SVG_CSP), ("X-Content-Type-Options", "nosniff"),
-                   ("Content-Type", "image/svg+xml")):
-        assert header in by_front[1]
-
-
 def test_raster_media_keeps_the_strict_policy(client, editor):
     media = post(client, editor, MEDIA, image_bytes("good/alpha.png"), "alpha.png", "image/png").get_json()
     assert client.get(media["url"]).headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
@@ -315,15 +245,6 @@ def test_the_library_lists_an_svg_with_a_raster_thumbnail(client, editor):
     assert item["content_type"] == "image/svg+xml"
     status, headers, _ = served(client, item["variants"]["thumb"])
     assert status == 200 and headers["Content-Type"] in {"image/webp", "image/png"}
-
-
-def test_the_sanitiser_s_passes_each_remove_what_svg_hush_leaves():
-    # svg-hush keeps an animation's target value and rewrites external URLs to paths on our
-    # own origin; the house's pass removes both.
-    cleaned = svg.sanitise(doc('<animate attributeName="href" to="javascript:alert(1)"/>'
-                               '<use href="http://evil.example/x.svg#a"/><rect fill="url(/p.svg#g)"/>'))
-    assert b"javascript" not in cleaned and b"/x.svg" not in cleaned and b"p.svg" not in cleaned
-    assert b"<use/>" in cleaned and b"<rect/>" in cleaned
 
 
 def test_a_resumable_upload_into_the_library_takes_an_svg_and_one_for_temp_images_refuses_it(client, editor,

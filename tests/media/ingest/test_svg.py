@@ -1,17 +1,24 @@
 """SVG ingest (avenue/media/ingest/svg.py and images.prepare): sniffed by content, sanitised,
-measured and rasterised within the limits; no database, no Flask."""
+measured and rasterised within the limits; no database, no Flask.
+
+The SVG pipeline (avenue/media/ingest/svg.py): sanitised and measured once, on upload, its
+parse bounded before anything else reads it, and the house's sanitiser's own passes."""
 
 from __future__ import annotations
 
+import io
 import re
 import time
 
 import pytest
+from PIL import Image
 
 from avenue.errors import CorruptImage, ImageTooLarge, UnsupportedImage
 from avenue.media.ingest import svg, svg_cost
 from avenue.media.ingest.images import Limits, prepare
 from tests.helpers import image_bytes
+from tests.support.client import MEDIA
+from tests.support.svg import doc, post, served
 
 LOGO = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 48 24"><title>Avenue</title>'
         b'<path d="M0 24 L24 0 L48 24 Z" fill="#123456"/></svg>')
@@ -454,3 +461,43 @@ def test_sheet_rules_naming_a_filter_each_for_every_element_are_refused_by_the_c
     with pytest.raises(ImageTooLarge, match="500,000 look-ups") as refused:
         svg.sanitise(data)
     assert refused.value.code == "svg_too_complex"
+
+
+def test_a_stored_svg_s_renditions_neither_sanitise_nor_measure_it_again(client, editor, monkeypatch):
+    media = post(client, editor, MEDIA, doc(""), "logo.svg", "image/svg+xml").get_json()
+    import pyvips
+
+    def must_not_run(*args, **kwargs):
+        pytest.fail("a rendition sanitised, counted or measured the stored SVG in the worker")
+
+    monkeypatch.setattr(svg, "sanitise", must_not_run)
+    monkeypatch.setattr(svg.svg_cost, "check", must_not_run)
+    monkeypatch.setattr(pyvips.Image, "svgload_buffer", must_not_run)  # the worker's; the helper draws
+    status, _, rendition = served(client, f"{media['url'].rsplit('.', 1)[0]}/w_640.png")
+    assert status == 200
+    with Image.open(io.BytesIO(rendition)) as im:
+        assert im.size == (64, 64) and im.convert("RGB").getpixel((32, 16)) == (0, 0xaa, 0x77)
+
+
+def test_an_svg_past_the_parse_bounds_is_refused_413_before_anything_else_reads_it(client, editor,
+                                                                                   monkeypatch):
+    def must_not_run(*args, **kwargs):
+        pytest.fail("svg-hush or the count read an SVG the parse should have refused")
+
+    monkeypatch.setattr(svg.py_svg_hush, "filter_svg", must_not_run)
+    monkeypatch.setattr(svg.svg_cost, "check", must_not_run)
+    sheet = "".join(f".c{n}{{fill:url(#a)}}" for n in range(2_000))
+    response = post(client, editor, MEDIA, doc(f"<style>{sheet}</style>" + "<g/>" * 4_000), "sheet.svg",
+                    "image/svg+xml")
+    assert response.status_code == 413, response.get_json()
+    error = response.get_json()["error"]
+    assert error["code"] == "svg_too_complex" and "1,000 rules" in error["message"]
+
+
+def test_the_sanitiser_s_passes_each_remove_what_svg_hush_leaves():
+    # svg-hush keeps an animation's target value and rewrites external URLs to paths on our
+    # own origin; the house's pass removes both.
+    cleaned = svg.sanitise(doc('<animate attributeName="href" to="javascript:alert(1)"/>'
+                               '<use href="http://evil.example/x.svg#a"/><rect fill="url(/p.svg#g)"/>'))
+    assert b"javascript" not in cleaned and b"/x.svg" not in cleaned and b"p.svg" not in cleaned
+    assert b"<use/>" in cleaned and b"<rect/>" in cleaned
