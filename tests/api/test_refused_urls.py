@@ -1,38 +1,21 @@
 """Wrong URLs of a cached image (issue 73, item 7): a wrong extension of its current version
 pays no database read, and a 404 the database's document confirmed is kept for one poll
 interval (``MediaCache.refuse``), so a flood of them reads at most once per URL and interval;
-before, each request read the image's document again (``route.read_through``). The refusals
-never hide a URL an answer gives: a new version's, or an earlier version's made current again
-(docs/architecture.md, "Invariants": read_your_writes)."""
+before, each request read the image's document again (``route.read_through``). That the
+refusals never hide a URL an answer gives (docs/architecture.md, "Invariants":
+read_your_writes) is tested in tests/media/serve/test_route.py, their bounds in
+tests/media/serve/test_cache.py."""
 
 from __future__ import annotations
-
-import datetime as dt
-from hashlib import sha256
 
 import pymongo
 import pytest
 
-from avenue.media.effects import invalidation
-from avenue.media.records import MediaDoc
-from avenue.media.serve.cache import MediaCache
-from avenue.media.serve.http import MediaUrl
-from avenue.media.serve.route import get_cache
-from tests.helpers import Auth, form, library_upload, listening, make_app
+from tests.helpers import Auth, library_upload, listening, make_app
 from tests.support.commands import Matching
+from tests.support.refusals import wrong_urls
 
 MEDIA = "/api/builder/media"
-
-
-def wrong_urls(url: str, thumb: str) -> list[str]:
-    """Wrong URLs of the image whose original is at ``url`` (``.jpg``) and whose thumb at
-    ``thumb``: four that no write can make a file (another format's extension, an extension
-    of no format, for the original and the thumb), three of versions it never had and one of
-    a variant format it lacks (a repair can add one: ``store/regenerate.py``)."""
-    base = url[url.index("/media/"):].rsplit(".", 1)[0]
-    thumb = thumb[thumb.index("/media/"):].rsplit(".", 1)[0]
-    return [f"{base}.gif", f"{base}~0123abcd.xyz", f"{thumb}.gif", f"{thumb}.xyz",
-            f"{base}~00000000.jpg", f"{base}~0123abcd.jpg", f"{base}~0123abcd/thumb", f"{thumb}.png"]
 
 
 def document_reads(db_name: str):
@@ -95,79 +78,3 @@ def test_a_flood_of_wrong_extensions_of_a_readable_name_reads_nothing(backend, d
         mongo = app.extensions["avenue.mongo"].client
         mongo.drop_database(db_name)
         mongo.close()
-
-
-def two_workers(app_factory, **config):
-    """A writer and a reader on one database (both with ``config``), the reader's cache not
-    told of the writer's evictions (as another process's) and polling only every minute: what
-    it learns of the writer's changes, it learns by reading through (``route.read_through``)."""
-    writer = app_factory(**config)
-    reader = app_factory(**{**config, "AVENUE_DELETIONS_POLL_MS": 60_000})
-    invalidation.LOCAL_CACHES.discard(get_cache(reader))
-    return writer.test_client(), Auth(writer).token("editor"), reader.test_client()
-
-
-def test_refused_urls_do_not_hide_a_new_version_on_another_worker(app_factory):
-    client, editor, reader = two_workers(app_factory)
-    media = library_upload(client, editor)
-    assert reader.get(media["url"]).status_code == 200
-    for url in wrong_urls(media["url"], media["variants"]["thumb"]) * 2:
-        assert reader.get(url).status_code == 404
-    answer = client.put(f"{MEDIA}/{media['id']}", data=form("good/grayscale.jpg"), headers=editor)
-    assert answer.status_code == 200, answer.get_json()
-    new = answer.get_json()
-    served = reader.get(new["url"])
-    assert served.status_code == 200 and sha256(served.data).hexdigest() == new["sha256"]
-    assert reader.get(new["variants"]["thumb"]).status_code == 200
-
-
-def test_an_earlier_version_refused_before_its_restore_serves_at_once_after_it(app_factory):
-    """With no redirect window an earlier version's URL is 404; the version is in the image's
-    history, so its 404 is not kept (``http.refusable``): its restore's answer gives that very
-    URL, which then serves at once on the worker that answered 404 a moment before."""
-    client, editor, reader = two_workers(app_factory, AVENUE_REPLACED_REDIRECT_DAYS=0)
-    media = library_upload(client, editor)
-    assert reader.get(media["url"]).status_code == 200
-    second = client.put(f"{MEDIA}/{media['id']}", data=form("good/grayscale.jpg"), headers=editor).get_json()
-    third = client.put(f"{MEDIA}/{media['id']}", data=form("good/cmyk.jpg"), headers=editor)
-    assert third.status_code == 200, third.get_json()
-    for _ in range(3):
-        assert reader.get(second["url"]).status_code == 404
-    restored = client.post(f"{MEDIA}/{media['id']}/versions/{second['version']}/restore", headers=editor)
-    assert restored.status_code == 200, restored.get_json()
-    assert restored.get_json()["url"] == second["url"]
-    served = reader.get(second["url"])
-    assert served.status_code == 200 and sha256(served.data).hexdigest() == second["sha256"]
-
-
-def _doc(version: str = "") -> MediaDoc:
-    return MediaDoc(file_id="a", length=1, chunk_size=1, sha256="", content_type="image/jpeg",
-                    upload_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), filename="a.jpg", format="jpeg",
-                    visibility="public", variants={}, version=version)
-
-
-def test_a_refusal_lasts_one_poll_interval_and_only_for_the_document_that_refused():
-    cache = MediaCache(1 << 20, 1 << 16, poll_interval=1.0)
-    doc, url = _doc(), MediaUrl("media", "a~00000000.jpg")
-    cache.refuse("media", doc, url, clock=lambda: 100.0)
-    assert cache.refused("media", doc, url, clock=lambda: 100.9)
-    assert not cache.refused("media", doc, MediaUrl("media", "a~00000001.jpg"), clock=lambda: 100.9)
-    assert not cache.refused("media", doc, url, clock=lambda: 101.0)  # lapsed: read again
-    cache.refuse("media", doc, url, clock=lambda: 200.0)
-    # Read again the same, it still refuses; changed (a tombstone evicted it, the next request
-    # read it again: replaced meanwhile), the refusal was another document's.
-    assert cache.refused("media", _doc(), url, clock=lambda: 200.1)
-    assert not cache.refused("media", _doc("0123abcd"), url, clock=lambda: 200.2)
-    cache.refuse("media", doc, url, clock=lambda: 300.0)
-    cache.clear()
-    assert not cache.refused("media", doc, url, clock=lambda: 300.1)
-
-
-def test_refusals_are_bounded():
-    cache = MediaCache(1 << 20, 1 << 16, poll_interval=60.0, max_refusals=3)
-    doc = _doc()
-    urls = [MediaUrl("media", f"a~0000000{n}.jpg") for n in range(5)]
-    for url in urls:
-        cache.refuse("media", doc, url, clock=lambda: 0.0)
-    kept = [cache.refused("media", doc, url, clock=lambda: 1.0) for url in urls]
-    assert kept == [False, False, True, True, True]  # the least recently refused dropped

@@ -51,7 +51,6 @@ DATABASE_SUBJECTS = frozenset({
     "tests/api/test_database_pool.py",
     # what one write changes elsewhere, seen by every worker
     "tests/media/test_effects.py",
-    "tests/api/test_media_invalidation.py",
     "tests/media/serve/test_route.py",
     "tests/api/test_deliveries.py",
     "tests/api/test_status_counters.py",

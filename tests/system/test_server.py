@@ -757,7 +757,7 @@ def test_event_loop_answers_to_slow_stalled_and_vanishing_readers(start_gunicorn
 @pytest.mark.slow
 def test_a_deleted_image_stops_being_answered_by_every_event_loop_within_a_few_polls(gunicorn_server):
     # A poll a second (AVENUE_DELETIONS_POLL_MS): about two seconds on a responsive database,
-    # shown with a stepped clock by tests/api/test_media_invalidation.py. Here, gunicorn's
+    # shown with a stepped clock by tests/media/serve/test_cache.py. Here, gunicorn's
     # event loops on a loaded test machine, where one poll of SecantusDB can take a second
     # and one that times out waits for the next: five seconds, still far from "served on".
     server = gunicorn_server  # two workers: the delete reaches the other one by its tombstone
