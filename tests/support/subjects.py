@@ -17,7 +17,7 @@ DATABASE_FIXTURES = frozenset({"backend", "secantus", "app_factory", "app", "db"
 
 DATABASE_SUBJECTS = frozenset({
     # storage and serving: GridFS files and chunks, ranges, streaming, the stock reader
-    "tests/api/test_media_storage.py",
+    "tests/media/store/test_originals.py",
     "tests/api/test_media_serving.py",
     "tests/api/test_refused_urls.py",
     "tests/api/test_stock_gridfs.py",

@@ -1,4 +1,5 @@
-"""GridFS storage through the media core, on every backend."""
+"""GridFS storage of an upload's original and variants (avenue/media/store/originals.py), on
+every backend."""
 
 from __future__ import annotations
 
