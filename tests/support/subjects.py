@@ -53,6 +53,7 @@ DATABASE_SUBJECTS = frozenset({
     "tests/media/test_effects.py",
     "tests/media/serve/test_route.py",
     "tests/api/test_deliveries.py",
+    "tests/media/store/test_deliveries.py",
     "tests/api/test_status_counters.py",
     "tests/media/effects/test_counters.py",
     "tests/api/test_status_reports.py",
