@@ -323,7 +323,7 @@ def test_the_rendition_budget_and_recency_use_indexes(backend, db_name):
         recorder.active = True
         assert client.get(urls[0]).status_code == 200
         with app.app_context():
-            assert Route.flush_deliveries(app)["renditions"] == 1
+            assert Route.flush_deliveries(app, 60.0)["renditions"] == 1
             assert AppMedia.on(db).maintenance.evict_renditions(1).files == len(urls)
         recorder.active = False
         names = {"find", "update", "delete"}
@@ -352,7 +352,7 @@ def test_the_delivery_numbers_are_written_and_read_by_indexes(backend, db_name):
         assert client.get(f"/media/builder/{doc['_id']}").status_code == 200
         recorder.active = True
         with app.app_context():
-            assert Route.flush_deliveries(app)["images"] == 1
+            assert Route.flush_deliveries(app, 60.0)["images"] == 1
         for path in ("/api/admin/deliveries/top", "/api/admin/deliveries/top?by=bytes",
                      f"/api/admin/deliveries/images/builder/{doc['_id']}",
                      "/api/admin/deliveries/never-served", "/api/admin/cleanup?days=1"):
