@@ -23,7 +23,7 @@ DATABASE_SUBJECTS = frozenset({
     "tests/api/test_stock_gridfs.py",
     # renditions: claims across workers, stored renditions, their budget
     "tests/api/test_renditions.py",
-    "tests/api/test_rendition_budget.py",
+    "tests/media/store/test_renditions.py",
     # replace, versions, trash: writes in an order that must survive a crash
     "tests/api/test_replace.py",
     "tests/media/store/test_replace.py",

@@ -1,6 +1,6 @@
-"""Renditions on request under a byte budget: recency noted on every serving path and written
-in batches, the least recently used evicted, the running total, storage-status, CDN purges of
-rendition URLs, and backups that leave renditions out."""
+"""Stored renditions (avenue/media/store/renditions.py) under a byte budget: recency noted on
+every serving path and written in batches, the least recently used evicted, the running total,
+storage-status, CDN purges of rendition URLs, and backups that leave renditions out."""
 
 from __future__ import annotations
 
@@ -362,7 +362,7 @@ def worker_exit(monkeypatch, tmp_path):
     marked as prepared already, undone after the test)."""
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     monkeypatch.setenv("AVENUE_METRICS_PREPARED_BY", str(os.getpid()))
-    hook = runpy.run_path(str(Path(__file__).resolve().parents[2] / "gunicorn.conf.py"))["worker_exit"]
+    hook = runpy.run_path(str(Path(__file__).resolve().parents[3] / "gunicorn.conf.py"))["worker_exit"]
     return lambda app: hook(None, types.SimpleNamespace(wsgi=app))
 
 
