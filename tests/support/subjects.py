@@ -19,6 +19,8 @@ DATABASE_SUBJECTS = frozenset({
     # storage and serving: GridFS files and chunks, ranges, streaming, the stock reader
     "tests/media/store/test_originals.py",
     "tests/api/test_media_serving.py",
+    "tests/media/store/test_storage.py",
+    "tests/media/serve/test_frontdoor.py",
     "tests/api/test_refused_urls.py",
     "tests/api/test_stock_gridfs.py",
     # renditions: claims across workers, stored renditions, their budget
@@ -33,7 +35,6 @@ DATABASE_SUBJECTS = frozenset({
     "tests/media/store/test_versions.py",
     "tests/api/test_trash.py",
     "tests/media/store/test_trash.py",
-    "tests/media/store/test_storage.py",
     # queries: paging and the indexes the queries use
     "tests/api/test_paging.py",
     "tests/media/store/library/test_reading.py",

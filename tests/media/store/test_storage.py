@@ -6,7 +6,9 @@ database"). Elsewhere an upload's chunks stay one insert command."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,8 +21,10 @@ from avenue.dialect import EMBEDDED, dialect_of
 from avenue.media import Buckets
 from avenue.media.buckets import TRASH
 from avenue.media.store import storage
+from avenue.media.store import storage as storage_module
 from tests.helpers import library_upload, listening, make_app
 from tests.support.commands import Matching
+from tests.support.serving import put
 
 
 def test_a_copy_that_collides_removes_only_its_own_chunks(app, client, db, editor):
@@ -87,3 +91,54 @@ def test_a_whole_file_is_read_in_one_round_trip(secantus, db_name):
         streamed = storage.read_range(db, "uploads", docs[0]["_id"], len(data), storage.CHUNK_SIZE)
         assert b"".join(streamed) == data
         assert len(reads.commands) >= 5  # a stream: READ_BATCH chunks per round trip
+
+
+@pytest.fixture
+def image(app):
+    return put(app)
+
+
+def test_a_304_reads_no_chunk(app, app_factory, monkeypatch):
+    stored = put(app)
+    # A fresh worker: nothing cached, so the validators must come from the files document.
+    fresh = app_factory()
+    monkeypatch.setattr(storage_module, "read_range",
+                        lambda *a, **k: pytest.fail("a 304 must not read chunks"))
+    response = fresh.test_client().get(stored["obj"]["url"],
+                                       headers={"If-None-Match": f'"{stored["obj"]["sha256"]}"'})
+    assert response.status_code == 304
+
+
+def test_hot_small_images_are_served_from_memory(app, client, image, monkeypatch):
+    assert client.get(image["obj"]["url"]).data == image["bytes"]
+    monkeypatch.setattr(storage_module, "read_range",
+                        lambda *a, **k: pytest.fail("a cached image must not touch GridFS"))
+    assert client.get(image["obj"]["url"]).data == image["bytes"]
+
+
+def test_streaming_a_50_mb_file_holds_about_one_batch_of_chunks(app, client, backend):
+    import pymongo
+
+    from avenue.db import get_db
+
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("mongomock copies every matching document up front; the bound is the server cursor's")
+
+    data = bytes(range(256)) * (50 * 4096)  # 50 MiB
+    with app.app_context():
+        doc = storage_module.write_file(get_db(), Buckets.PRODUCTS, data, filename="big.bin", metadata={
+            "role": "original", "key": "big", "sha256": hashlib.sha256(data).hexdigest(),
+            "content_type": "application/octet-stream", "visibility": "public"})
+    del data
+    tracemalloc.start()
+    try:
+        response = client.get(f"/media/products/{doc['_id']}", buffered=False)
+        total = 0
+        for piece in response.response:
+            total += len(piece)
+        response.close()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert total == doc["length"]
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB while streaming 50 MB"
