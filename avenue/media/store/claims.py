@@ -12,8 +12,8 @@ every few milliseconds:
 - **across processes**, that one thread polls the claim and the stored result with an
   exponential backoff, :data:`FIRST_POLL_SECONDS` doubling up to :data:`MAX_POLL_SECONDS`,
   never past its deadline: a render in another worker costs each waiting worker about 20
-  rounds (a claim attempt and a look) in 15 s, not 300 (``tests/api/test_renditions.py``
-  counts 13 commands in 1.5 s).
+  rounds (a claim attempt and a look) in 15 s, not 300
+  (``tests/media/store/test_renditions.py`` counts 13 commands in 1.5 s).
 
 Whoever gets no result by its own deadline answers :class:`~avenue.errors.ServerBusy` (503
 ``busy``); a waiter woken by a leader that gave up or failed looks once and, with time left,
