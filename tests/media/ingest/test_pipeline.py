@@ -1,10 +1,8 @@
-"""An upload's answer decodes only what it needs (issue 63 item 5: the upload against bare
-Pillow): its thumb and its focal point come from a frame at most ``ANSWER_DECODE_PX`` on its
-longer side, while the sizes it lists for the variants rendered after it are the ones those
-renders make from the original decoded at their own size.
-
-The ingest pipeline (avenue/media/ingest/pipeline.py): an upload's steps in one visible order,
-and the one way the store ingests bytes."""
+"""The ingest pipeline (avenue/media/ingest/pipeline.py): an upload's steps in one visible order,
+the one way the store ingests bytes, and an answer that decodes only what it needs: its thumb
+and focal point from a frame at most ``ANSWER_DECODE_PX`` on its longer side, while the sizes
+it lists for the variants rendered after it are the ones those renders make from the original
+decoded at their own size."""
 
 from __future__ import annotations
 

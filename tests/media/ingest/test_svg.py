@@ -1,8 +1,6 @@
-"""SVG ingest (avenue/media/ingest/svg.py and images.prepare): sniffed by content, sanitised,
-measured and rasterised within the limits; no database, no Flask.
-
-The SVG pipeline (avenue/media/ingest/svg.py): sanitised and measured once, on upload, its
-parse bounded before anything else reads it, and the house's sanitiser's own passes."""
+"""The SVG pipeline (avenue/media/ingest/svg.py and images.prepare): sniffed by content,
+sanitised and measured once, on upload, its parse bounded before anything else reads it, the
+house's sanitiser's own passes, and rasterised within the limits."""
 
 from __future__ import annotations
 

@@ -1,10 +1,8 @@
 """A worker's media cache (avenue/media/serve/cache.py): reads of one document shared by
-concurrent requests (SharedReads: never an answer older than the request, at most one read of a
-key at a time), and a cache evicted reads a redirect window that lapsed behind its back.
-
-Fleet-friendly invalidation of the media cache (avenue/media/serve/cache.py): one tombstone
-per image, a change stream where the server has one (no polling query per worker per
-second), polling where it has not (issue 14)."""
+concurrent requests (SharedReads: never an answer older than the request, at most one read of
+a key at a time); fleet-friendly invalidation, one tombstone per image, a change stream where
+the server has one and polling where it has not (issue 14); and a cache evicted reads a
+redirect window that lapsed behind its back."""
 
 from __future__ import annotations
 

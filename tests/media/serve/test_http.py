@@ -1,9 +1,6 @@
 """What a media URL names (avenue/media/serve/http.py): renditions and their format, the one
-parse of a media path; pure, no database (the signature: test_signing.py; the signer's URLs:
-test_urls.py).
-
-``w_auto`` (avenue/media/serve/http.py): the width the client hints choose, one stored
-rendition per ladder step."""
+parse of a media path, and ``w_auto``: the width the client hints choose, one stored rendition
+per ladder step (the signature: test_signing.py; the signer's URLs: test_urls.py)."""
 
 from __future__ import annotations
 

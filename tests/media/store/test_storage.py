@@ -1,8 +1,8 @@
-"""store/storage.py: a copy that collides with another's chunks removes only its own.
-
-On the embedded SecantusDB, chunks go in inserts of a few (about 1 MB each): whole-file
-inserts deadlocked it (avenue/media/store/storage.py, docs/production.md "The embedded
-database"). Elsewhere an upload's chunks stay one insert command."""
+"""GridFS chunks (avenue/media/store/storage.py): on the embedded SecantusDB they go in inserts
+of a few (about 1 MB each), as whole-file inserts deadlocked it (docs/production.md "The
+embedded database"), elsewhere an upload's chunks stay one insert command; the media route
+reads none for a 304 or a hot small image, and streams a large file a batch at a time; and a
+copy that collides with another's chunks removes only its own."""
 
 from __future__ import annotations
 
