@@ -25,11 +25,9 @@ def database(live):
 
 
 def flush_deliveries(live) -> None:
-    """Write what the served app has served and not written yet, now: its delivery flush job
-    (the wiring door's ``Route``), stopped before its first tick, ticked once here."""
-    job = Route.start_delivery_flush(live)
-    job.stop()
-    job.run_once()
+    """Write what the served app has served and not written yet, now (the wiring door's
+    ``Route.flush_deliveries``, as a worker's exit does)."""
+    Route.flush_deliveries(live)
 
 
 def loaded_pictures(page, selector: str) -> list[dict]:

@@ -116,12 +116,13 @@ def app(app_factory):
 def test_an_upload_whose_draw_runs_past_the_deadline_is_refused_and_nothing_stored(app, client, editor, db):
     app.config.update(AVENUE_SVG_DRAW_SECONDS=1)
     before = bucket_snapshot(db)
-    started = time.monotonic()
     response = upload(client, editor, slow_svg(), "slow.svg", "image/svg+xml")
     assert response.status_code == 413, response.get_json()
     error = response.get_json()["error"]
+    # Stopped, not drawn to its end: only the deadline's kill answers naming its 1 s (a wall
+    # clock bound here failed at 11.4 s on a test machine at load 10; the draw's CPU verdict
+    # and the bound the helper keeps have tests of their own below).
     assert error["code"] == "svg_too_complex" and "1 s" in error["message"] and error["file"] == "slow.svg"
-    assert time.monotonic() - started < 8  # stopped, not drawn to its end (about 6 s idle)
     assert bucket_snapshot(db) == before
 
 
