@@ -41,6 +41,23 @@ def waiting(reads: SharedReads, count: int) -> None:
         time.sleep(0.005)
 
 
+def asked_during_the_first_read(reads: SharedReads, ask, loads: list, release: threading.Event,
+                                later: int) -> None:
+    """One request starts a read; ``later`` more ask while it is on its way (each waiting on
+    ``reads``); then the first read is let go and every request is waited for."""
+    first = threading.Thread(target=ask, args=("first",))
+    first.start()
+    while not loads:
+        time.sleep(0.005)
+    others = [threading.Thread(target=ask, args=(f"later{n}",)) for n in range(later)]
+    for thread in others:
+        thread.start()
+    waiting(reads, later)
+    release.set()
+    for thread in [first, *others]:
+        thread.join(30)
+
+
 def test_requests_that_ask_during_a_read_share_one_read_that_began_after_them():
     reads, release, loads = SharedReads(), threading.Event(), []
 
@@ -55,17 +72,7 @@ def test_requests_that_ask_during_a_read_share_one_read_that_began_after_them():
     def ask(name: str) -> None:
         answers[name] = reads.read(("media", 1), load)
 
-    first = threading.Thread(target=ask, args=("first",))
-    first.start()
-    while not loads:
-        time.sleep(0.005)
-    later = [threading.Thread(target=ask, args=(f"later{n}",)) for n in range(5)]
-    for thread in later:
-        thread.start()
-    waiting(reads, 5)
-    release.set()
-    for thread in [first, *later]:
-        thread.join(30)
+    asked_during_the_first_read(reads, ask, loads, release, later=5)
     # The five asked while the first read was on its way: its answer may be older than a write
     # they must see, so they share one read begun after them, not six reads, nor the first's.
     assert loads == [1, 2]
@@ -106,17 +113,7 @@ def test_requests_waiting_on_a_read_that_fails_share_the_next_one():
         except RuntimeError as error:
             answers[name] = error
 
-    first = threading.Thread(target=ask, args=("first",))
-    first.start()
-    while not loads:
-        time.sleep(0.005)
-    later = [threading.Thread(target=ask, args=(f"later{n}",)) for n in range(3)]
-    for thread in later:
-        thread.start()
-    waiting(reads, 3)
-    release.set()
-    for thread in [first, *later]:
-        thread.join(30)
+    asked_during_the_first_read(reads, ask, loads, release, later=3)
     assert isinstance(answers.pop("first"), RuntimeError)  # only the request that read it fails
     assert answers == {f"later{n}": 2 for n in range(3)} and loads == [1, 2]
     assert reads._flights == {} and reads._asking == {}
