@@ -24,13 +24,18 @@ from tests.helpers import bucket_snapshot, image_bytes
 from tests.support.client import MEDIA
 
 
+def crossing_curves(segments: int) -> str:
+    """``segments`` quadratic curves across a 100x80 box, the same ones every time."""
+    chance = random.Random(1)
+    return " ".join(f"Q{chance.uniform(0, 100):.1f} {chance.uniform(0, 80):.1f} "
+                    f"{chance.uniform(0, 100):.1f} {chance.uniform(0, 80):.1f}" for _ in range(segments))
+
+
 def slow_svg(segments: int = 1000) -> bytes:
     """A 20 KB SVG that librsvg draws for about 6 s at 1600 px on little memory: one path of
     curves that cross each other, filled even-odd and stroked. One element, no filter, marker,
     pattern or ``<use>``: nothing a budget counted on the tree would refuse."""
-    chance = random.Random(1)
-    curves = " ".join(f"Q{chance.uniform(0, 100):.1f} {chance.uniform(0, 80):.1f} "
-                      f"{chance.uniform(0, 100):.1f} {chance.uniform(0, 80):.1f}" for _ in range(segments))
+    curves = crossing_curves(segments)
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="1600" height="1280" viewBox="0 0 100 80">'
             f'<path d="M0 0 {curves}" fill="#0a7" fill-rule="evenodd" stroke="#000" '
             f'stroke-width="0.3"/></svg>').encode()
@@ -39,9 +44,7 @@ def slow_svg(segments: int = 1000) -> bytes:
 def dashed_svg(segments: int = 30) -> bytes:
     """A 1 KB SVG whose draw at 1600 px takes some 200 MB in librsvg (cairo's dashes of a wide
     stroke along curves that cross each other) and a few seconds."""
-    chance = random.Random(1)
-    curves = " ".join(f"Q{chance.uniform(0, 100):.1f} {chance.uniform(0, 80):.1f} "
-                      f"{chance.uniform(0, 100):.1f} {chance.uniform(0, 80):.1f}" for _ in range(segments))
+    curves = crossing_curves(segments)
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="1600" height="1280" viewBox="0 0 100 80">'
             f'<path d="M0 0 {curves}" fill="none" stroke="#0a7" stroke-width="3" '
             f'stroke-dasharray="0.05" stroke-linecap="round"/></svg>').encode()
