@@ -9,8 +9,9 @@ import types
 
 from flask import Flask
 
-from avenue.media import Buckets, Library, Media
+from avenue.media import Buckets
 from tests.helpers import image_bytes
+from tests.support.stored import stored
 
 
 def put(app: Flask, name: str = "good/progressive.jpg", bucket: str = Buckets.PRODUCTS, **options) -> dict:
@@ -19,9 +20,7 @@ def put(app: Flask, name: str = "good/progressive.jpg", bucket: str = Buckets.PR
 
     with app.app_context():
         get_mongo().ensure_indexes()
-        upload = Library.Upload(name.split("/")[-1], image_bytes(name))
-        image = Library(get_db(), bucket, Media()).store(upload, **options).image
-        return get_db()[f"{bucket}.files"].find_one({"_id": image.id})
+        return stored(get_db(), bucket, image_bytes(name), filename=name.split("/")[-1], **options)
 
 
 def path(doc, options: str, alias: str = "products") -> str:

@@ -11,8 +11,9 @@ from flask import Flask
 from PIL import Image
 
 from avenue.db import get_db, get_mongo
-from avenue.media import AppMedia, Buckets, Library
+from avenue.media import Buckets
 from tests.helpers import image_bytes
+from tests.support.stored import stored
 
 # What an answer whose width the client hints chose varies on (``w_auto``).
 HINTS_VARY = "Sec-CH-Width, Sec-CH-Viewport-Width, Sec-CH-DPR"
@@ -24,10 +25,8 @@ def put(app: Flask, data: bytes | None = None, name: str = "p.jpg", *, bucket: s
     (``options``: ``Library.store``'s), as its files document."""
     with app.app_context():
         get_mongo().ensure_indexes()
-        db = get_db()
-        upload = Library.Upload(name, image_bytes("good/photo_12mp.jpg") if data is None else data)
-        image = AppMedia.on(db).library(bucket).store(upload, **options).image
-        return db[f"{bucket}.files"].find_one({"_id": image.id})
+        return stored(get_db(), bucket, image_bytes("good/photo_12mp.jpg") if data is None else data,
+                      filename=name, **options)
 
 
 def url(doc: dict, options: str) -> str:
