@@ -444,7 +444,9 @@ def test_an_unsigned_rendition_of_a_crop_the_image_lacks_is_403_and_stores_nothi
         refused = client.get(rendition(item, segment))
         assert refused.status_code == 403, segment
         assert refused.get_json()["error"]["code"] == "rendition_not_allowed"
-    assert Figures(db).rendition_total()["files"] == 0
+    figures = Figures(db)
+    figures.recount_media()  # the running total set from the files themselves, not trusted
+    assert figures.rendition_total()["files"] == 0
     assert client.get(rendition(item, "c_hero,w_160.webp")).status_code == 200  # the crop it has
 
 
