@@ -41,6 +41,16 @@ def waiting(reads: SharedReads, count: int) -> None:
         time.sleep(0.005)
 
 
+def status_within(client, path: str, seconds: float) -> int:
+    """The status ``path`` answers once it stops answering 200, or 200 after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    status = 200
+    while status == 200 and time.monotonic() < deadline:
+        status = client.get(path).status_code
+        time.sleep(0.05)
+    return status
+
+
 def asked_during_the_first_read(reads: SharedReads, ask, loads: list, release: threading.Event,
                                 later: int) -> None:
     """One request starts a read; ``later`` more ask while it is on its way (each waiting on
@@ -249,12 +259,7 @@ def test_with_a_change_stream_workers_evict_without_polling(backend, db_name, re
         # 10 s, not the promised 2: a request waits on the database, which can take a second
         # on a loaded machine; without the stream's eviction the worker would serve the
         # cached image until its next poll, and no poll is made while the stream is live.
-        deadline = time.monotonic() + 10
-        status = 200
-        while status == 200 and time.monotonic() < deadline:
-            status = client.get(path).status_code
-            time.sleep(0.05)
-        assert status == 404
+        assert status_within(client, path, 10) == 404
     finally:
         worker.extensions["avenue.mongo"].client.close()
         deleter.extensions["avenue.mongo"].client.close()
@@ -282,12 +287,7 @@ def test_on_the_embedded_database_workers_poll_and_evict(db_name, secantus):
         # Within 10 s: each request here waits on SecantusDB, which can take a second under
         # load. That a due poll comes within the second promised is shown with an injected
         # clock (test_media_serving.py, test_the_cache_is_current_while_no_deletion_check_is_due).
-        deadline = time.monotonic() + 10
-        status = 200
-        while status == 200 and time.monotonic() < deadline:
-            status = client.get(path).status_code
-            time.sleep(0.05)
-        assert status == 404
+        assert status_within(client, path, 10) == 404
         assert streams.count == 0
         deleter.extensions["avenue.mongo"].client.drop_database(db_name)
         deleter.extensions["avenue.mongo"].client.close()
@@ -379,12 +379,7 @@ def test_every_worker_honours_a_deletion(app_factory):
     # 10 s, not the promised 2: each request waits on the database, which can take a second on
     # a loaded machine. That a poll is due a second after the last one (so the promise holds)
     # is shown with an injected clock: test_the_cache_is_current_while_no_deletion_check_is_due.
-    deadline = time.monotonic() + 10
-    status = 200
-    while time.monotonic() < deadline and status == 200:
-        status = other_client.get(stored["obj"]["url"]).status_code
-        time.sleep(0.05)
-    assert status == 404
+    assert status_within(other_client, stored["obj"]["url"], 10) == 404
 
 
 def test_a_file_deleted_behind_a_stale_cache_entry_is_a_clean_404(app_factory):
