@@ -86,6 +86,27 @@ def turned_corners(edits: dict) -> list[tuple[float, float]]:
     return points
 
 
+# The page's reads of one path answer half a second late; `window.lateReads` counts those not
+# yet answered. (A route handler would hold the test's own thread: Playwright's sync API runs
+# it there.)
+LATE_READS = """(path) => {
+  const fetchNow = window.fetch;
+  window.lateReads = 0;
+  window.fetch = async (input, init = {}) => {
+    const url = new URL(typeof input === 'string' ? input : input.url, location.href);
+    if (url.pathname !== path || (init.method || 'GET') !== 'GET') return fetchNow(input, init);
+    window.lateReads += 1;
+    try {
+      const answer = await fetchNow(input, init);
+      await new Promise((done) => setTimeout(done, 500));
+      return answer;
+    } finally {
+      window.lateReads -= 1;
+    }
+  };
+}"""
+
+
 def library_card(page, folder: str, name: str):
     """A fresh 1024×768 picture uploaded to the library as ``name``: its id and its details
     panel (opened by a click on its tile)."""
@@ -404,9 +425,13 @@ def test_an_admin_accepts_suggested_alt_text_edits_one_and_names_a_photo(live, o
     assert axe_violations(page) == []
     shot(page, "product-missing-alt")
 
+    # The product read again after the save answers late: the page says "saved" only once it
+    # has drawn the photos again, so a name typed next is not drawn over.
+    page.evaluate(LATE_READS, f"/api/shop/products/{sku}")
     page.get_by_role("button", name="Save all alt text").click()
     page.get_by_text("Saved the alt text of 2 photo(s); 0 still without.").wait_for()
     page.get_by_text("Every photo has alt text.").wait_for()
+    assert page.evaluate("window.lateReads") == 0
     stored = page.request.get(f"/api/shop/products/{sku}").json()["images"]
     assert [image.get("alt") for image in stored] == ["A red leather Chelsea boot, from the side",
                                                       "Chelsea boot, gallery photo 2"]

@@ -29,10 +29,11 @@ function row(item, prefix) {
 }
 
 // Draw the list into `list` (`none` shown instead when it is empty); `status` says what was
-// saved; `onSaved(results)` after a save; `noun`: what the status calls them. `base`: the
-// product's or page's API path, or a function giving it (a page chosen on the screen).
-// `nothing()`: what `none` says when there is nothing to describe at all (a product without
-// photos), else its own words ("Every photo has alt text."), which would be false there.
+// saved; `onSaved(results)` runs after a save and before the status is written; `noun`: what
+// the status calls them. `base`: the product's or page's API path, or a function giving it (a
+// page chosen on the screen). `nothing()`: what `none` says when there is nothing to describe
+// at all (a product without photos), else its own words ("Every photo has alt text."), which
+// would be false there.
 export function missingAlt({base, list, form, none, status, onSaved = () => {}, noun = 'photo',
   nothing = () => ''}) {
   const path = () => (typeof base === 'function' ? base() : base);
@@ -58,15 +59,22 @@ export function missingAlt({base, list, form, none, status, onSaved = () => {}, 
     try {
       const answer = await api('POST', `${path()}/alt-text`, {images});
       const saved = answer.results.filter((result) => result.status === 'set').length;
+      // The page redraws what it shows first (a product's photos: a name typed after the status
+      // came would be drawn over), then the list and the status say the save is done.
+      let redrawn = '';
+      try {
+        await onSaved(answer.results);
+      } catch (error) {
+        redrawn = ` The page was not redrawn: ${error.message}`;
+      }
       const left = await load();
-      status.textContent = `Saved the alt text of ${saved} ${noun}(s); ${left} still without.`;
+      status.textContent = `Saved the alt text of ${saved} ${noun}(s); ${left} still without.${redrawn}`;
       // The form hidden with the last of them took the focus from its button: it goes on to the
       // line that says none is left, not to the page's start.
       if (!left) {
         none.tabIndex = -1;
         none.focus();
       }
-      onSaved(answer.results);
     } catch (error) {
       status.textContent = `Nothing was saved: ${error.message}`;
     }
