@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bson import ObjectId
+from pymongo.collection import Collection
+from pymongo.database import Database
 
 from avenue.clock import as_utc, maybe_utc
 from avenue.media.buckets import SIGNED_ONLY
@@ -17,6 +19,28 @@ SOURCE = "source"
 
 # A MongoDB document as pymongo returns it (the app's client uses plain dicts).
 Document = dict[str, Any]
+
+# Where a bucket's image records live, named in this one place. An image's record (its id,
+# names, versions, edits, variants, folder, tags) is its original's files document in
+# ``<bucket>.files`` (``metadata.role: "original"``), beside the bucket's other GridFS files:
+# its variants and the bytes of images replaced in place. Every read or write whose subject is
+# image records goes through these names, so the records can move to a collection of their own.
+IMAGE: dict[str, Any] = {"metadata.role": "original"}  # selects the records among the documents
+
+
+def images_name(bucket: str) -> str:
+    """The name of the collection holding ``bucket``'s image records."""
+    return f"{bucket}.files"
+
+
+def images(db: Database[Document], bucket: str) -> Collection[Document]:
+    """The collection holding ``bucket``'s image records."""
+    return db[images_name(bucket)]
+
+
+def is_image(doc: Mapping[str, Any] | None) -> bool:
+    """Whether ``doc`` is an image's record (not a variant's files document, nor missing)."""
+    return doc is not None and (doc.get("metadata") or {}).get("role") == "original"
 
 
 @dataclass(frozen=True)

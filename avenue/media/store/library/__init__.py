@@ -70,14 +70,14 @@ from avenue.media.store.library.editing import Editing
 from avenue.media.store.library.grouping import Grouping
 from avenue.media.store.library.labels import SET_ATTEMPTS, SETTABLE, Labels, TooManyTags
 from avenue.media.store.library.reading import LISTS, NEWEST_FIRST, ORDERS, BadOrder, Reading, listed
-from avenue.media.store.library.shelf import DELETE_LEASE, ORIGINAL, Shelf
+from avenue.media.store.library.shelf import DELETE_LEASE, Shelf
 from avenue.media.store.library.storing import Claimant, Storing
 from avenue.media.store.originals import Upload
 from avenue.media.store.versions import Comparison, Version
 from avenue.paging import Page, Window
 
 __all__ = [
-    "DELETE_LEASE", "LEASE_WAIT_SECONDS", "LISTS", "NEWEST_FIRST", "ORDERS", "ORIGINAL", "SETTABLE",
+    "DELETE_LEASE", "LEASE_WAIT_SECONDS", "LISTS", "NEWEST_FIRST", "ORDERS", "SETTABLE",
     "SET_ATTEMPTS", "BadOrder", "Claimant", "DeleteLease", "Deleting", "Editing", "Grouping", "Labels",
     "Library", "Originals", "Reading", "Restored", "Shelf", "Storing", "TooManyTags", "Trash", "Trashed",
     "listed",

@@ -16,10 +16,10 @@ from pymongo.database import Database
 
 from avenue.clock import maybe_utc, now
 from avenue.leases import held, stamp, unstamp
-from avenue.media.records import Document, Image
+from avenue.media.records import Document, Image, is_image
 from avenue.media.store import originals, trash
 from avenue.media.store import replace as replacing
-from avenue.media.store.library.shelf import DELETE_LEASE, Shelf, is_original
+from avenue.media.store.library.shelf import DELETE_LEASE, Shelf
 from avenue.paging import Page, Window
 
 LEASE_WAIT_SECONDS = 5.0
@@ -67,7 +67,7 @@ class Deleting:
         so is one whose leases changed under three reads in a row)."""
         for _ in range(3):
             doc = self.shelf.files.find_one({"_id": image_id})
-            if doc is None or not is_original(doc):
+            if doc is None or not is_image(doc):
                 return None
             seen = doc["metadata"].get("deleting_at")
             replacing_at = doc["metadata"].get("replacing_at")
@@ -93,7 +93,7 @@ class Deleting:
         if not ids:
             return {}
         cutoff = now() - DELETE_LEASE
-        docs = [doc for doc in self.shelf.files.find({"_id": {"$in": ids}}) if is_original(doc)]
+        docs = [doc for doc in self.shelf.files.find({"_id": {"$in": ids}}) if is_image(doc)]
         return {doc["_id"]: self.shelf.image(doc) for doc in docs
                 if (maybe_utc(doc["metadata"].get("deleting_at")) or cutoff) <= cutoff}
 

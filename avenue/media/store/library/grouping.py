@@ -11,9 +11,9 @@ from bson import ObjectId
 from avenue.errors import BadRequest
 from avenue.media.buckets import UPLOADS
 from avenue.media.ingest.decode_budget import Reservation, decode_budget
-from avenue.media.records import ExactGroup, Image, Near, NearGroup
+from avenue.media.records import ExactGroup, Image, Near, NearGroup, is_image
 from avenue.media.store import exact, near_duplicates
-from avenue.media.store.library.shelf import Shelf, is_original
+from avenue.media.store.library.shelf import Shelf
 from avenue.paging import Window, decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class Grouping:
         """The originals of this bucket that look like ``image`` (within
         ``near_hash.NEAR``), nearest first; never itself, never a trashed one."""
         doc = self.shelf.files.find_one({"_id": image.id})
-        if doc is None or not is_original(doc):
+        if doc is None or not is_image(doc):
             return []
         return [Near(self.shelf.image(m.doc), m.distance)
                 for m in near_duplicates.near(self.shelf.db, self.shelf.bucket, doc,
@@ -45,7 +45,7 @@ class Grouping:
         does; for images hashed later or whose upload's lookup failed, ``flask near-duplicates``):
         how many it has."""
         doc = self.shelf.files.find_one({"_id": image_id})
-        return 0 if doc is None or not is_original(doc) else len(self.link(doc))
+        return 0 if doc is None or not is_image(doc) else len(self.link(doc))
 
     def link(self, doc: dict[str, Any]) -> tuple[Near, ...]:
         """Look up the original ``doc``'s near-duplicates, group it with them and clear what it
@@ -84,7 +84,7 @@ class Grouping:
         whether it has twins. Once the link ran (twins or none) the image owes it no more; a
         full-resolution decode the budget refuses leaves it owed (False: not linked now)."""
         doc = self.shelf.files.find_one({"_id": image_id})
-        if doc is None or not is_original(doc):
+        if doc is None or not is_image(doc):
             return False
         try:
             label = exact.link(self.shelf.db, self.shelf.bucket, doc, self._hold,

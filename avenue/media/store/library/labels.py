@@ -10,10 +10,10 @@ from bson import ObjectId
 
 from avenue.errors import BadRequest
 from avenue.media.effects import facets, invalidation
-from avenue.media.records import Changed, Image
+from avenue.media.records import Changed, Image, is_image
 from avenue.media.store import replace as replacing
 from avenue.media.store.library.reading import Reading
-from avenue.media.store.library.shelf import Shelf, is_original
+from avenue.media.store.library.shelf import Shelf
 
 SET_ATTEMPTS = 5
 # The metadata an API may change on a stored original (everything else describes the bytes).
@@ -80,7 +80,7 @@ class Labels:
         """Set what ``plan(metadata as read)`` gives, by compare-and-set on the labels read."""
         for _ in range(SET_ATTEMPTS):
             doc = self.shelf.files.find_one({"_id": image_id})
-            if doc is None or not is_original(doc):
+            if doc is None or not is_image(doc):
                 return None
             meta = doc["metadata"]
             fields = plan(meta)

@@ -17,11 +17,11 @@ from avenue.errors import BadRequest
 from avenue.media.buckets import BUILDER, UPLOADS
 from avenue.media.effects import counters, facets
 from avenue.media.effects.facets import ROOT_FOLDER
-from avenue.media.records import Document, Image
+from avenue.media.records import IMAGE, Document, Image, is_image
 from avenue.media.store import near_duplicates, originals, trash
 from avenue.media.store import replace as replacing
 from avenue.media.store.indexes import COLOUR_INDEX
-from avenue.media.store.library.shelf import ORIGINAL, Shelf, is_original
+from avenue.media.store.library.shelf import Shelf
 from avenue.paging import DateHints, Listed, Page, Window, decode_cursor, encode_cursor
 
 # Lists of originals: the role (and owner) indexes end in these keys (avenue/media/store/indexes.py).
@@ -55,7 +55,7 @@ def upload_dates(db: Database[Document], collection: str) -> DateHints:
 
 def listed(bucket: str) -> Listed:
     """The list of a bucket's originals, newest first (what :meth:`Library.page` pages)."""
-    return Listed(f"{bucket}.files", ORIGINAL, NEWEST_FIRST, "role_newest", hints=upload_dates)
+    return Listed(f"{bucket}.files", IMAGE, NEWEST_FIRST, "role_newest", hints=upload_dates)
 
 
 #: The lists the API pages through, whose fences the status sweep builds on the embedded database.
@@ -74,7 +74,7 @@ class Reading:
     def get(self, image_id: ObjectId, *, owner: str | None = None) -> Image | None:
         """The original ``image_id`` (only if ``owner`` uploaded it, when given), or None."""
         doc = self.shelf.files.find_one({"_id": image_id})
-        if doc is None or not is_original(doc):
+        if doc is None or not is_image(doc):
             return None
         if owner is not None and doc["metadata"].get("owner") != owner:
             return None
@@ -86,7 +86,7 @@ class Reading:
         if not ids:
             return {}
         return {doc["_id"]: self.shelf.image(doc) for doc in self.shelf.files.find({"_id": {"$in": ids}})
-                if is_original(doc)}
+                if is_image(doc)}
 
     def existing_ids(self, image_ids: Iterable[ObjectId]) -> set[ObjectId]:
         """Which of ``image_ids`` name a file of this bucket (original or not)."""
@@ -111,7 +111,7 @@ class Reading:
                                   or (order in ("name", "size") and self.shelf.bucket != BUILDER)):
             raise BadOrder("A search by file name or by colour lists newest first; sort by date, name or "
                            "size with the folder, tag and unused filters.")
-        query: dict[str, Any] = dict(ORIGINAL)
+        query: dict[str, Any] = dict(IMAGE)
         if colour is not None:
             # Only originals carry colour cells: the cells alone select, on their own index.
             query = near_duplicates.colour_query(colour)

@@ -16,15 +16,9 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from avenue.media.core import Media, MediaSettings
-from avenue.media.records import Document, Image
+from avenue.media.records import Document, Image, images
 
 DELETE_LEASE = dt.timedelta(seconds=60)
-ORIGINAL = {"metadata.role": "original"}
-
-
-def is_original(doc: dict[str, Any] | None) -> bool:
-    """Whether ``doc`` is an original's files document (not a variant's, nor missing)."""
-    return doc is not None and (doc.get("metadata") or {}).get("role") == "original"
 
 
 class Shelf:
@@ -41,8 +35,13 @@ class Shelf:
         self.settings: MediaSettings = self.media.settings
 
     @property
+    def images(self) -> Collection[Document]:
+        """The bucket's image records."""
+        return images(self.db, self.bucket)
+
+    @property
     def files(self) -> Collection[Document]:
-        """The bucket's files collection."""
+        """The bucket's GridFS files collection (variants, bytes)."""
         return self.db[f"{self.bucket}.files"]
 
     def image(self, doc: dict[str, Any]) -> Image:
