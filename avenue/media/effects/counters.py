@@ -41,17 +41,13 @@ from avenue.db import long_operations
 from avenue.dialect import dialect_of
 from avenue.embedded.fences import walk_dates
 from avenue.media.buckets import STORED
-from avenue.media.records import Document, own_length
+from avenue.media.records import Document, is_image, own_length
 from avenue.paging import DateHints
 
 log = logging.getLogger(__name__)
 COUNTERS = "media_counters"
 FIELDS = ("files", "originals", "bytes", "chunks")
 CHUNK_INDEX = [("files_id", 1), ("n", 1)]
-
-
-def _is_original(doc: dict[str, Any]) -> bool:
-    return ((doc.get("metadata") or {}).get("role")) == "original"
 
 
 def figures(docs: Iterable[dict[str, Any]], chunks: int = 0) -> dict[str, Any]:
@@ -61,7 +57,7 @@ def figures(docs: Iterable[dict[str, Any]], chunks: int = 0) -> dict[str, Any]:
     dates = []
     for doc in docs:
         files += 1
-        originals += _is_original(doc)
+        originals += is_image(doc)
         size += own_length(doc)  # an image replaced in place: its content file holds its bytes
         if isinstance(doc.get("uploadDate"), dt.datetime):
             dates.append(doc["uploadDate"])

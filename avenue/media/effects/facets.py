@@ -35,7 +35,7 @@ from avenue.db import long_operations
 from avenue.dialect import dialect_of
 from avenue.media.buckets import BUILDER
 from avenue.media.effects.counters import walk_role
-from avenue.media.records import Document
+from avenue.media.records import IMAGE, Document, images, is_image
 
 log = logging.getLogger(__name__)
 FACETS = "media_facets"
@@ -55,9 +55,9 @@ def indexes() -> list[IndexModel]:
 def of(doc: dict[str, Any]) -> Counter[tuple[str, str]]:
     """The (kind, value) pairs an original counts for: its folder (the root when it has none)
     and each of its tags once; nothing for a variant."""
-    meta = doc.get("metadata") or {}
-    if meta.get("role") != "original":
+    if not is_image(doc):
         return Counter()
+    meta = doc.get("metadata") or {}
     pairs: Counter[tuple[str, str]] = Counter({("folder", meta.get("folder") or ROOT_FOLDER): 1})
     pairs.update(("tag", tag) for tag in dict.fromkeys(meta.get("tags") or []) if isinstance(tag, str))
     return pairs
@@ -152,7 +152,7 @@ def count_on_server(db: Database[Document], bucket: str) -> Counter[tuple[str, s
     of 37,575 files took 1.3 s each there, every request of make run waiting behind them
     (bench/results/scale-2026-11-26-status-during-sweep-relay.md). The same sums: a folder
     missing or null is the root, tags are counted as ``$unwind`` counts them."""
-    files = db[f"{bucket}.files"]
+    records = images(db, bucket)
     truth: Counter[tuple[str, str]] = Counter()
     with long_operations():
         if not dialect_of(db).whole_collection_reads:
@@ -167,12 +167,12 @@ def count_on_server(db: Database[Document], bucket: str) -> Counter[tuple[str, s
                         if isinstance(tag, str):
                             truth[("tag", tag)] += 1
             return truth
-        original = {"$match": {"metadata.role": "original"}}
-        for row in files.aggregate([original, {"$group": {
+        original = {"$match": IMAGE}
+        for row in records.aggregate([original, {"$group": {
                 "_id": {"$ifNull": ["$metadata.folder", ROOT_FOLDER]}, "n": {"$sum": 1}}}]):
             truth[("folder", row["_id"])] += int(row["n"])
-        for row in files.aggregate([original, {"$unwind": "$metadata.tags"},
-                                    {"$group": {"_id": "$metadata.tags", "n": {"$sum": 1}}}]):
+        for row in records.aggregate([original, {"$unwind": "$metadata.tags"},
+                                      {"$group": {"_id": "$metadata.tags", "n": {"$sum": 1}}}]):
             if isinstance(row["_id"], str):
                 truth[("tag", row["_id"])] += int(row["n"])
     return truth

@@ -30,7 +30,7 @@ from avenue.media.buckets import ALIASES
 from avenue.media.core import Purges
 from avenue.media.formats import EXTENSION_OF, EXTENSIONS
 from avenue.media.paths import media_path
-from avenue.media.records import Document
+from avenue.media.records import Document, is_image
 from avenue.media.transform import clamped_by
 
 OUTBOX = "cdn_purges"
@@ -108,7 +108,7 @@ def queue_renditions(db: Database[Document], bucket: str, image_id: Any, docs: l
 def queue(db: Database[Document], bucket: str, doc: dict[str, Any], purges: Purges) -> None:
     """Queue a purge of a deleted public original's paths (nothing without a hook)."""
     meta = doc.get("metadata") or {}
-    if not purges.enabled or meta.get("role") != "original" or meta.get("visibility", "public") != "public":
+    if not purges.enabled or not is_image(doc) or meta.get("visibility", "public") != "public":
         return
     if bucket not in ALIASES:
         return  # the trash: never served, so never at a CDN (its purge went out when it was deleted)
