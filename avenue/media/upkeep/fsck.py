@@ -59,7 +59,7 @@ from avenue.media.effects.counters import count_bucket
 from avenue.media.effects.counters import of as bucket_counters
 from avenue.media.effects.counters import recount as recount_bucket
 from avenue.media.effects.invalidation import invalidate
-from avenue.media.records import content_length, own_length, own_sha256, variant_ids
+from avenue.media.records import content_length, is_image, own_length, own_sha256, variant_ids
 from avenue.media.references import Referrers
 from avenue.media.store.indexes import ensure_indexes
 from avenue.media.store.originals import delete_image
@@ -99,6 +99,11 @@ class _Finding:
     @property
     def role(self) -> str | None:
         return (self.doc.get("metadata") or {}).get("role")
+
+    @property
+    def image(self) -> bool:
+        """Whether the file checked is an image's record (records.is_image)."""
+        return is_image(self.doc)
 
     def to_dict(self, what: str = "problems") -> dict[str, Any]:
         """The file and its ``problems`` (or its ``states``) as JSON-ready data."""
@@ -243,15 +248,15 @@ def _check_batch(db: Database[Document], bucket: str, docs: list[dict[str, Any]]
         stream.close()
     named = {(f.doc.get("metadata") or {}).get("original_id") for f in findings if f.role == "variant"}
     originals = {file_id for file_id, doc in files_by_id(db, bucket, named, {"metadata.role": 1}).items()
-                 if (doc.get("metadata") or {}).get("role") == "original"}
-    listed = [vid for f in findings if f.role == "original" for vid in variant_ids(f.doc)]
+                 if is_image(doc)}
+    listed = [vid for f in findings if f.image for vid in variant_ids(f.doc)]
     present = set(files_by_id(db, bucket, listed, {"_id": 1}))
     for finding in findings:
         meta = finding.doc.get("metadata") or {}
         if finding.role == "variant" and meta.get("original_id") not in originals:
             finding.problems.append({"code": "orphan_variant",
                                      "detail": f"its original {meta.get('original_id')} does not exist"})
-        elif finding.role == "original":
+        elif finding.image:
             for name, formats in (meta.get("variants") or {}).items():
                 for fmt, info in formats.items():
                     if info["id"] in present:
@@ -420,7 +425,7 @@ def _repair(db: Database[Document], report: FsckReport, refs: Referrers,
                 regenerate.setdefault(key, set())
             continue
         original_id = (finding.doc.get("metadata") or {}).get("original_id")
-        if finding.role == "original" and codes & DAMAGE:
+        if finding.image and codes & DAMAGE:
             users = _users_of(refs, key[1])
             delete_image(db, finding.bucket, finding.doc, purges=media.purges)
             removed.update((finding.bucket, vid) for vid in [key[1], *variant_ids(finding.doc)])
@@ -429,7 +434,7 @@ def _repair(db: Database[Document], report: FsckReport, refs: Referrers,
         elif finding.role == "variant" and "orphan_variant" not in codes and (finding.bucket, original_id) \
                 not in damaged:
             regenerate.setdefault((finding.bucket, original_id), set()).add(key[1])
-        elif finding.role == "original":  # intact, but a listed variant is missing
+        elif finding.image:  # intact, but a listed variant is missing
             regenerate.setdefault(key, set())
         elif key not in removed:
             if finding.bucket == RENDITIONS:  # with its claim, which would hold the next render back

@@ -45,13 +45,12 @@ from avenue.clock import now as clock_now
 from avenue.db import Document
 from avenue.media.buckets import PRODUCTS, RENDITIONS, STORED, TEMP, TRASH
 from avenue.media.core import Media
-from avenue.media.records import content_length, own_length, variant_ids
+from avenue.media.records import IMAGE, content_length, is_image, own_length, variant_ids
 from avenue.media.references import IN_BATCH, Referrers
 from avenue.media.store.originals import delete_image
 from avenue.media.store.renditions import orphans as rendition_orphans
 from avenue.media.store.resumable import collect_expired
 from avenue.media.store.scan import (
-    ORIGINALS,
     chunk_owners,
     chunk_stats,
     chunk_totals,
@@ -216,7 +215,7 @@ class _Collector:
         return False
 
     def _unreferenced_product_images(self) -> None:
-        for batch in _batches(walk_files(self.db, PRODUCTS, ORIGINALS)):
+        for batch in _batches(walk_files(self.db, PRODUCTS, IMAGE)):
             referenced = self._referenced([doc["_id"] for doc in batch])
             for doc in batch:
                 if doc["_id"] in referenced or not self._old(doc):
@@ -257,7 +256,7 @@ class _Collector:
                 if (row["count"], row["first"], row["last"]) == (expected, 0, expected - 1) or expected == 0:
                     continue
                 reason = f"{row['count']} of {expected} chunks"
-                if (doc.get("metadata") or {}).get("role") == "original":
+                if is_image(doc):
                     self._remove_image("incomplete_file", bucket, doc, reason)
                 else:
                     self._remove_file("incomplete_file", bucket, doc, reason)

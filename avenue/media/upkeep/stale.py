@@ -32,6 +32,7 @@ from pymongo.database import Database
 from avenue.db import Document
 from avenue.media.buckets import BUCKETS, RENDITIONS
 from avenue.media.core import Media
+from avenue.media.records import IMAGE
 from avenue.media.store.renditions import is_stale, remove_stale
 from avenue.media.store.rerender import BeforeSwitch, rerender, stale_of
 from avenue.media.store.scan import count_files, walk_files
@@ -130,7 +131,7 @@ def rerender_stale(db: Database[Document], *, dry_run: bool = False, buckets: li
         if bucket == RENDITIONS:
             query: dict[str, Any] = {"metadata.role": "rendition"}
         else:
-            query = {"metadata.role": "original"}
+            query = dict(IMAGE)
         batch: list[Document] = []
         for doc in walk_files(db, bucket, query, after=after, batch=BATCH):
             seen += 1
