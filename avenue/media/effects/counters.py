@@ -41,7 +41,7 @@ from avenue.db import long_operations
 from avenue.dialect import dialect_of
 from avenue.embedded.fences import walk_dates
 from avenue.media.buckets import STORED
-from avenue.media.records import Document, is_image, own_length
+from avenue.media.records import IMAGE, Document, images, is_image, own_length
 from avenue.paging import DateHints
 
 log = logging.getLogger(__name__)
@@ -185,8 +185,12 @@ def walk_role(db: Database[Document], bucket: str, role: str | None, projection:
             most = held["originals"] if role == "original" else held["files"] - held["originals"]
         return DateHints(held["oldest"], held["newest"], most)
 
-    files = db[f"{bucket}.files"]
-    return walk_dates(files, {"metadata.role": role}, "uploadDate", role_walk(role), projection, hints,
+    # The originals are the image records (records.images); the other roles are files.
+    if role == "original":
+        walked, query = images(db, bucket), dict(IMAGE)
+    else:
+        walked, query = db[f"{bucket}.files"], {"metadata.role": role}
+    return walk_dates(walked, query, "uploadDate", role_walk(role), projection, hints,
                       descending=descending, start=start, batch=READ_BATCH, sample=sample)
 
 
