@@ -48,7 +48,7 @@ class Deleting:
         ``to_trash`` (what referenced it, e.g. ``{"sku": ...}``; may be empty) keeps it in the
         trash first, restorable for ``AVENUE_TRASH_DAYS`` (avenue/media/store/trash.py); without
         it, or with the trash off, the delete is final."""
-        doc = self.shelf.files.find_one({"_id": image.id if isinstance(image, Image) else image})
+        doc = self.shelf.images.find_one({"_id": image.id if isinstance(image, Image) else image})
         if doc is None:
             return False
         if to_trash is not None:
@@ -66,7 +66,7 @@ class Deleting:
         that took its lease between the read and the set is answered as busy, not as gone (and
         so is one whose leases changed under three reads in a row)."""
         for _ in range(3):
-            doc = self.shelf.files.find_one({"_id": image_id})
+            doc = self.shelf.images.find_one({"_id": image_id})
             if doc is None or not is_image(doc):
                 return None
             seen = doc["metadata"].get("deleting_at")
@@ -77,7 +77,7 @@ class Deleting:
             if held(replacing_at, replacing.REPLACE_LEASE, moment):
                 raise replacing.ImageBusy()  # being replaced: it exists, so not a 404
             # Conditional on both leases as read: a replace taking its lease meanwhile wins.
-            if stamp(self.shelf.files, image_id, "metadata.deleting_at",
+            if stamp(self.shelf.images, image_id, "metadata.deleting_at",
                      {"metadata.deleting_at": seen, "metadata.replacing_at": replacing_at}, moment):
                 doc["metadata"]["deleting_at"] = moment
                 return DeleteLease(self.shelf.image(doc), moment)
@@ -85,7 +85,7 @@ class Deleting:
 
     def release_delete_lease(self, lease: DeleteLease) -> None:
         """Give the lease back (the image stays), unless it lapsed and someone else took it."""
-        unstamp(self.shelf.files, lease.image.id, "metadata.deleting_at", lease.at)
+        unstamp(self.shelf.images, lease.image.id, "metadata.deleting_at", lease.at)
 
     def usable(self, image_ids: Iterable[ObjectId]) -> dict[ObjectId, Image]:
         """The originals among ``image_ids`` that exist and are not being deleted."""
@@ -93,7 +93,7 @@ class Deleting:
         if not ids:
             return {}
         cutoff = now() - DELETE_LEASE
-        docs = [doc for doc in self.shelf.files.find({"_id": {"$in": ids}}) if is_image(doc)]
+        docs = [doc for doc in self.shelf.images.find({"_id": {"$in": ids}}) if is_image(doc)]
         return {doc["_id"]: self.shelf.image(doc) for doc in docs
                 if (maybe_utc(doc["metadata"].get("deleting_at")) or cutoff) <= cutoff}
 
@@ -103,7 +103,7 @@ class Deleting:
         deadline = monotonic() + LEASE_WAIT_SECONDS
         while True:
             live = now() - DELETE_LEASE
-            found = self.shelf.files.find({"_id": {"$in": image_ids}}, {"metadata.deleting_at": 1})
+            found = self.shelf.images.find({"_id": {"$in": image_ids}}, {"metadata.deleting_at": 1})
             docs = {d["_id"]: d for d in found}
             leased = [d for d in docs.values()
                       if (maybe_utc((d.get("metadata") or {}).get("deleting_at")) or live) > live]

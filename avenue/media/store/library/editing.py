@@ -20,7 +20,7 @@ from avenue.media.ingest.edits import (
 )
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
-from avenue.media.records import Changed
+from avenue.media.records import IMAGE, Changed
 from avenue.media.store import near_duplicates, versions
 from avenue.media.store import replace as replacing
 from avenue.media.store.library.grouping import Grouping
@@ -65,8 +65,8 @@ class Editing:
         """Set the named crop ``name`` of ``image_id`` to ``box`` (None: delete it), as a new
         version (the same picture: its group stays); None when the image does not exist.
         ``TooManyCrops`` past the limit, ``CropNotFound`` to delete one it does not have."""
-        doc = self.shelf.files.find_one({"_id": image_id, "metadata.role": "original"},
-                                   {"metadata.crops": 1, "metadata.width": 1, "metadata.height": 1})
+        doc = self.shelf.images.find_one({"_id": image_id, **IMAGE},
+                                    {"metadata.crops": 1, "metadata.width": 1, "metadata.height": 1})
         if doc is None:
             return None
         meta = doc.get("metadata") or {}
@@ -97,7 +97,7 @@ class Editing:
         return Changed(self.shelf.image(done.doc), done.changed, near)
 
     def _head(self, image_id: ObjectId) -> dict[str, Any] | None:
-        return self.shelf.files.find_one({"_id": image_id, "metadata.role": "original"})
+        return self.shelf.images.find_one({"_id": image_id, **IMAGE})
 
     def versions(self, image_id: ObjectId) -> list[Version] | None:
         """The current version of ``image_id`` and its earlier ones still kept, newest first;

@@ -33,7 +33,7 @@ class Grouping:
     def near_duplicates(self, image: Image) -> list[Near]:
         """The originals of this bucket that look like ``image`` (within
         ``near_hash.NEAR``), nearest first; never itself, never a trashed one."""
-        doc = self.shelf.files.find_one({"_id": image.id})
+        doc = self.shelf.images.find_one({"_id": image.id})
         if doc is None or not is_image(doc):
             return []
         return [Near(self.shelf.image(m.doc), m.distance)
@@ -44,7 +44,7 @@ class Grouping:
         """Put the original ``image_id`` in a group with its near-duplicates (what an upload
         does; for images hashed later or whose upload's lookup failed, ``flask near-duplicates``):
         how many it has."""
-        doc = self.shelf.files.find_one({"_id": image_id})
+        doc = self.shelf.images.find_one({"_id": image_id})
         return 0 if doc is None or not is_image(doc) else len(self.link(doc))
 
     def link(self, doc: dict[str, Any]) -> tuple[Near, ...]:
@@ -83,7 +83,7 @@ class Grouping:
         near-duplicates`` for images hashed later or still owing it, ``metadata.exact_pending``):
         whether it has twins. Once the link ran (twins or none) the image owes it no more; a
         full-resolution decode the budget refuses leaves it owed (False: not linked now)."""
-        doc = self.shelf.files.find_one({"_id": image_id})
+        doc = self.shelf.images.find_one({"_id": image_id})
         if doc is None or not is_image(doc):
             return False
         try:

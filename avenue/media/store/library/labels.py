@@ -79,7 +79,7 @@ class Labels:
                   plan: Callable[[dict[str, Any]], dict[str, Any]]) -> Image | None:
         """Set what ``plan(metadata as read)`` gives, by compare-and-set on the labels read."""
         for _ in range(SET_ATTEMPTS):
-            doc = self.shelf.files.find_one({"_id": image_id})
+            doc = self.shelf.images.find_one({"_id": image_id})
             if doc is None or not is_image(doc):
                 return None
             meta = doc["metadata"]
@@ -90,8 +90,8 @@ class Labels:
             # Compare-and-set on the folder and tags read, so the facet counts move from
             # exactly the values replaced (two editors moving one image never count it twice).
             # update_one, then a read: findAndModify scans the collection on the embedded database.
-            done = self.shelf.files.update_one({"_id": image_id, "metadata.folder": meta.get("folder"),
-                                           "metadata.tags": meta.get("tags")}, {"$set": change})
+            done = self.shelf.images.update_one({"_id": image_id, "metadata.folder": meta.get("folder"),
+                                                 "metadata.tags": meta.get("tags")}, {"$set": change})
             if done.matched_count == 1:
                 after = {**doc, "metadata": {**meta, **fields}}
                 facets.moved(self.shelf.db, self.shelf.bucket, doc, after)

@@ -17,7 +17,7 @@ from avenue.errors import BadRequest
 from avenue.media.buckets import BUILDER, UPLOADS
 from avenue.media.effects import counters, facets
 from avenue.media.effects.facets import ROOT_FOLDER
-from avenue.media.records import IMAGE, Document, Image, is_image
+from avenue.media.records import IMAGE, Document, Image, images_name, is_image
 from avenue.media.store import near_duplicates, originals, trash
 from avenue.media.store import replace as replacing
 from avenue.media.store.indexes import COLOUR_INDEX
@@ -55,7 +55,7 @@ def upload_dates(db: Database[Document], collection: str) -> DateHints:
 
 def listed(bucket: str) -> Listed:
     """The list of a bucket's originals, newest first (what :meth:`Library.page` pages)."""
-    return Listed(f"{bucket}.files", IMAGE, NEWEST_FIRST, "role_newest", hints=upload_dates)
+    return Listed(images_name(bucket), IMAGE, NEWEST_FIRST, "role_newest", hints=upload_dates)
 
 
 #: The lists the API pages through, whose fences the status sweep builds on the embedded database.
@@ -73,7 +73,7 @@ class Reading:
 
     def get(self, image_id: ObjectId, *, owner: str | None = None) -> Image | None:
         """The original ``image_id`` (only if ``owner`` uploaded it, when given), or None."""
-        doc = self.shelf.files.find_one({"_id": image_id})
+        doc = self.shelf.images.find_one({"_id": image_id})
         if doc is None or not is_image(doc):
             return None
         if owner is not None and doc["metadata"].get("owner") != owner:
@@ -85,7 +85,7 @@ class Reading:
         ids = list(dict.fromkeys(image_ids))
         if not ids:
             return {}
-        return {doc["_id"]: self.shelf.image(doc) for doc in self.shelf.files.find({"_id": {"$in": ids}})
+        return {doc["_id"]: self.shelf.image(doc) for doc in self.shelf.images.find({"_id": {"$in": ids}})
                 if is_image(doc)}
 
     def existing_ids(self, image_ids: Iterable[ObjectId]) -> set[ObjectId]:
@@ -145,9 +145,9 @@ class Reading:
             index = COLOUR_INDEX
         # A list by date: where its dates lie, for the fenced lister's first windows (asked only
         # there, and only while the list has no fences and its kept size says it is large).
-        files = self.shelf.files
-        hints = (lambda: upload_dates(self.shelf.db, files.name)) if sort[0][0] == "uploadDate" else None
-        page = lister(self.shelf.db)(files, query, sort, window, index=index,
+        records = self.shelf.images
+        hints = (lambda: upload_dates(self.shelf.db, records.name)) if sort[0][0] == "uploadDate" else None
+        page = lister(self.shelf.db)(records, query, sort, window, index=index,
                                      index_serves_filter=index == COLOUR_INDEX, total=total, hints=hints)
         return [self.shelf.image(doc) for doc in page.docs], page
 
@@ -192,12 +192,12 @@ class Reading:
 
     def find_by_content(self, source_sha256: str, *, scope: str = "") -> Image | None:
         """The original stored from these bytes (their SHA-256) within ``scope``, if any."""
-        doc = self.shelf.files.find_one({"metadata.key": originals.dedupe_key(source_sha256, scope)})
+        doc = self.shelf.images.find_one({"metadata.key": originals.dedupe_key(source_sha256, scope)})
         return None if doc is None else self.shelf.image(doc)
 
     def read(self, image: Image) -> bytes:
         """The original's bytes (for repairs and re-rendering; requests stream instead)."""
-        doc = self.shelf.files.find_one({"_id": image.id})
+        doc = self.shelf.images.find_one({"_id": image.id})
         if doc is None:
             raise OSError(f"{self.shelf.bucket} {image.id} does not exist")
         return replacing.read_original(self.shelf.db, self.shelf.bucket, doc)

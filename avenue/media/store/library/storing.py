@@ -12,7 +12,7 @@ from typing import Protocol, TypeVar
 from bson import ObjectId
 
 from avenue.media.ingest.images import Limits
-from avenue.media.records import Image, Near, Stored
+from avenue.media.records import Image, Near, Stored, images
 from avenue.media.store import near_duplicates, originals
 from avenue.media.store.library.deleting import Deleting
 from avenue.media.store.library.grouping import Grouping
@@ -106,7 +106,7 @@ class Storing:
     def bring(self, image: Image, *, kind: str, scope: str = "", keep_source: bool = False) -> Stored:
         """Move ``image`` (of another bucket) here with its variants, keeping its id; identical
         bytes already here are reused. The source goes last, unless ``keep_source``."""
-        doc = self.shelf.db[f"{image.bucket}.files"].find_one({"_id": image.id})
+        doc = images(self.shelf.db, image.bucket).find_one({"_id": image.id})
         if doc is None:
             raise OSError(f"{image.bucket} {image.id} does not exist")
         result = originals.transfer(self.shelf.db, image.bucket, self.shelf.bucket, doc, kind=kind,
