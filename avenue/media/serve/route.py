@@ -38,7 +38,7 @@ from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
 from avenue.media.ingest.render import Rendered, render_spec
 from avenue.media.ingest.variants import VARIANT_NAMES
-from avenue.media.records import SOURCE, Document, MediaDoc
+from avenue.media.records import SOURCE, Document, MediaDoc, images, is_image
 from avenue.media.references import Owner
 from avenue.media.serve import signing
 from avenue.media.serve.cache import MediaCache
@@ -318,11 +318,11 @@ def _read(bucket: str, file_id: ObjectId) -> MediaDoc | None:
     def load() -> MediaDoc | None:
         # By _id alone (the role is checked here): _id plus another field is a collection scan
         # on the embedded database's planner, and this runs on every cache miss.
-        files_doc = state.database()[f"{bucket}.files"].find_one({"_id": file_id})
-        if files_doc is None or (files_doc.get("metadata") or {}).get("role") != "original":
+        record = images(state.database(), bucket).find_one({"_id": file_id})
+        if record is None or not is_image(record):
             state.cache.evict(bucket, [file_id])
             return None
-        doc = MediaDoc.from_files_doc(bucket, files_doc)
+        doc = MediaDoc.from_files_doc(bucket, record)
         state.cache.put_doc(bucket, doc)
         return doc
 
