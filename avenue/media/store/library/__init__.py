@@ -1,8 +1,8 @@
 """One bucket's originals behind a small interface: the only door to GridFS the blueprints use.
 
 :class:`Library` composes six collaborators, one class and module each, all on one
-:class:`~avenue.media.store.library.shelf.Shelf` (the bucket's files, the app's Media), and
-publishes the methods callers use as the :class:`Originals` protocol:
+:class:`~avenue.media.store.library.shelf.Shelf` (the bucket's image records and files, the
+app's Media), and publishes the methods callers use as the :class:`Originals` protocol:
 
 - ``reading``: get, get_many, existing_ids, page, folder_counts, tag_counts, find_by_content, read;
 - ``labels``: set_metadata, rename, relabel;

@@ -1,6 +1,6 @@
 """What every part of a :class:`~avenue.media.store.library.Library` stands on: one GridFS
-bucket's files collection, the app's :class:`Media`, and the originals read as
-:class:`Image` records.
+bucket's image records (``images``) and files collection (``files``), the app's
+:class:`Media`, and the originals read as :class:`Image` records.
 
 The library is split by concern (reading, labels, storing, editing and versions, grouping
 look-alikes, deleting and its leases), one class each, all handed one shelf; ``Library``
