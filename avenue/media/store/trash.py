@@ -58,16 +58,15 @@ from avenue.dialect import lister
 from avenue.leases import held, stamp
 from avenue.media.buckets import TRASH
 from avenue.media.effects import counters
-from avenue.media.records import Document, variant_ids, variant_key
+from avenue.media.records import IMAGE, Document, images, images_name, is_image, variant_ids, variant_key
 from avenue.media.store import storage
 from avenue.paging import Listed, Page, Window
 
 # A restore holds the item this long at most (a crashed restore frees it after this).
 RESTORE_LEASE = dt.timedelta(minutes=10)
-ORIGINAL = {"metadata.role": "original"}
 # Newest deletion first; its indexes (avenue/media/store/indexes.py) end in exactly this order.
 NEWEST_FIRST = [("metadata.trash.deleted_at", DESCENDING), ("_id", DESCENDING)]
-LISTED = Listed(f"{TRASH}.files", ORIGINAL, NEWEST_FIRST, "trash_newest")
+LISTED = Listed(images_name(TRASH), IMAGE, NEWEST_FIRST, "trash_newest")
 
 
 @dataclass(frozen=True)
@@ -157,19 +156,19 @@ def keep_version(db: Database[Document], bucket: str, doc: dict[str, Any], bytes
 
 def get(db: Database[Document], trashed_id: Any) -> dict[str, Any] | None:
     """The trashed original ``trashed_id``, or None."""
-    doc = db[f"{TRASH}.files"].find_one({"_id": trashed_id})
-    return doc if doc is not None and (doc.get("metadata") or {}).get("role") == "original" else None
+    doc = images(db, TRASH).find_one({"_id": trashed_id})
+    return doc if is_image(doc) else None
 
 
 def page(db: Database[Document], window: Window, *, source: str | None = None) -> Page:
     """Trashed originals, last deleted first (only those from ``source``, when given)."""
-    query: dict[str, Any] = dict(ORIGINAL)
+    query: dict[str, Any] = dict(IMAGE)
     total = None
     if source is not None:
         query = {"metadata.trash.from": source, **query}
     else:
         total = counters.originals(db, TRASH)  # kept with every write, as for every bucket
-    return lister(db)(db[f"{TRASH}.files"], query, NEWEST_FIRST, window, index=LISTED.index, total=total)
+    return lister(db)(images(db, TRASH), query, NEWEST_FIRST, window, index=LISTED.index, total=total)
 
 
 def listed_as_version(db: Database[Document], doc: dict[str, Any]) -> bool:
@@ -187,7 +186,7 @@ def listed_as_version(db: Database[Document], doc: dict[str, Any]) -> bool:
             continue
         # By _id alone, the history read here: _id with another condition is a collection scan
         # on the embedded database's planner (serve/route.py's _read says the same).
-        image = db[f"{bucket}.files"].find_one({"_id": ObjectId(image_id)}, {"metadata.history": 1})
+        image = images(db, bucket).find_one({"_id": ObjectId(image_id)}, {"metadata.history": 1})
         history = ((image or {}).get("metadata") or {}).get("history") or []
         if any(entry.get("trash_id") == doc["_id"] and _later(entry.get("keep_until"), moment)
                for entry in history if isinstance(entry, dict)):
@@ -202,7 +201,7 @@ def _later(moment: dt.datetime | None, than: dt.datetime) -> bool:
 def find(db: Database[Document], bucket: str, key: str) -> dict[str, Any] | None:
     """The trashed original that was stored in ``bucket`` under dedupe ``key`` and that dedupe
     may bring back, if any: a version's copy its image still lists is not (:func:`listed_as_version`)."""
-    for doc in db[f"{TRASH}.files"].find({"metadata.trash.from": bucket, "metadata.trash.key": key}):
+    for doc in images(db, TRASH).find({"metadata.trash.from": bucket, "metadata.trash.key": key}):
         if not listed_as_version(db, doc):
             return doc
     return None
@@ -214,7 +213,7 @@ def _lease(db: Database[Document], doc: dict[str, Any]) -> bool:
     moment = now()
     if held(seen, RESTORE_LEASE, moment):
         return False
-    return stamp(db[f"{TRASH}.files"], doc["_id"], "metadata.trash.restoring_at",
+    return stamp(images(db, TRASH), doc["_id"], "metadata.trash.restoring_at",
                  {"metadata.trash.restoring_at": seen}, moment)
 
 
@@ -228,10 +227,10 @@ def restore(db: Database[Document], trashed_id: Any) -> Restored | None:
         return None
     trash = doc["metadata"]["trash"]
     bucket, key = trash["from"], trash.get("key")
-    files = db[f"{bucket}.files"]
+    records = images(db, bucket)
     variants = _variants_of(db, TRASH, doc)  # read once: copied back, then deleted from the trash
     try:
-        existing = files.find_one({"metadata.key": key}) if key else None
+        existing = records.find_one({"metadata.key": key}) if key else None
         if existing is None:
             for variant in variants:
                 _copy_once(db, TRASH, bucket, variant)
@@ -240,10 +239,10 @@ def restore(db: Database[Document], trashed_id: Any) -> Restored | None:
             try:
                 _copy_once(db, TRASH, bucket, {**doc, "metadata": metadata})
             except DuplicateKeyError:  # the same bytes stored again this very moment
-                existing = files.find_one({"metadata.key": key})
+                existing = records.find_one({"metadata.key": key})
                 if existing is None:
                     raise
-        live = existing if existing is not None else files.find_one({"_id": doc["_id"]})
+        live = existing if existing is not None else records.find_one({"_id": doc["_id"]})
         if live is None:
             raise OSError(f"{bucket} lost {doc['_id']} while it was being restored")
     except BaseException:
@@ -258,7 +257,7 @@ def restore(db: Database[Document], trashed_id: Any) -> Restored | None:
 
 def _unlease(db: Database[Document], doc: dict[str, Any]) -> None:
     """Give the restore lease back: the item stays in the trash."""
-    db[f"{TRASH}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.trash.restoring_at": ""}})
+    images(db, TRASH).update_one({"_id": doc["_id"]}, {"$unset": {"metadata.trash.restoring_at": ""}})
 
 
 def purge(db: Database[Document], trashed: dict[str, Any]) -> bool:
@@ -271,10 +270,10 @@ def expired(db: Database[Document], moment: dt.datetime) -> Iterator[dict[str, A
     """Every trashed original past its ``purge_after`` and not being restored, streamed (on
     the ``trash_purge`` index)."""
     leased_since = moment - RESTORE_LEASE
-    cursor = (db[f"{TRASH}.files"].find({"metadata.trash.purge_after": {"$lt": moment}})
+    cursor = (images(db, TRASH).find({"metadata.trash.purge_after": {"$lt": moment}})
               .sort("metadata.trash.purge_after", ASCENDING).batch_size(100))
     for doc in cursor:
         meta = doc.get("metadata") or {}
-        if meta.get("role") == "original" and \
+        if is_image(doc) and \
                 (maybe_utc(meta["trash"].get("restoring_at")) or leased_since) <= leased_since:
             yield doc
