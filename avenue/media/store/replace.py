@@ -96,7 +96,7 @@ from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits, sanitize_filename
 from avenue.media.ingest.pipeline import Ingested
 from avenue.media.ingest.variants import VARIANT_NAMES
-from avenue.media.records import SOURCE, Document, variant_ids, variant_key
+from avenue.media.records import SOURCE, Document, images, is_image, variant_ids, variant_key
 from avenue.media.store import history, near_duplicates, pending, renditions, storage, trash
 from avenue.media.store.originals import dedupe_key, name_prefixes
 from avenue.media.store.pending import variant_file
@@ -203,14 +203,14 @@ def _take_lease(db: Database[Document], bucket: str, doc: dict[str, Any], lease_
     seen_delete, seen_replace = meta.get("deleting_at"), meta.get("replacing_at")
     if held(seen_delete, lease_for_deletes, moment) or held(seen_replace, REPLACE_LEASE, moment):
         raise ImageBusy()
-    if not stamp(db[f"{bucket}.files"], doc["_id"], "metadata.replacing_at",
+    if not stamp(images(db, bucket), doc["_id"], "metadata.replacing_at",
                  {"metadata.deleting_at": seen_delete, "metadata.replacing_at": seen_replace}, moment):
         raise ImageBusy()
     return moment
 
 
 def _release(db: Database[Document], bucket: str, image_id: Any, at: dt.datetime) -> None:
-    unstamp(db[f"{bucket}.files"], image_id, "metadata.replacing_at", at)
+    unstamp(images(db, bucket), image_id, "metadata.replacing_at", at)
 
 
 def _versions_after(meta: dict[str, Any], new_version: str, until: dt.datetime,
@@ -310,8 +310,8 @@ class _Plan:
 
 
 def _head(db: Database[Document], bucket: str, image_id: ObjectId) -> dict[str, Any] | None:
-    doc = db[f"{bucket}.files"].find_one({"_id": image_id})
-    return doc if doc is not None and (doc.get("metadata") or {}).get("role") == "original" else None
+    doc = images(db, bucket).find_one({"_id": image_id})
+    return doc if is_image(doc) else None
 
 
 def _ingest(raw: bytes, limits: Limits, focal: FocalPoint | None, crops: dict[str, Box]) -> Ingested:
@@ -416,10 +416,10 @@ def _apply(db: Database[Document], bucket: str, doc: dict[str, Any], plan: _Plan
     """Switch the image to ``plan``'s version: nothing when it is the current one; else under
     the replace lease write its files, keep the old version in the trash, switch the head,
     and after the switch remove the old version's files."""
-    files, image_id = db[f"{bucket}.files"], doc["_id"]
+    records, image_id = images(db, bucket), doc["_id"]
     if plan.version == _current_version(doc["metadata"]):
         return Replaced(doc, False)  # the same bytes, cut the same way: nothing to do
-    other = files.find_one({"metadata.key": plan.key}, {"_id": 1})
+    other = records.find_one({"metadata.key": plan.key}, {"_id": 1})
     if other is not None and other["_id"] != image_id:
         raise DuplicateImage(other["_id"])
     lease = _take_lease(db, bucket, doc, delete_lease)
@@ -427,7 +427,7 @@ def _apply(db: Database[Document], bucket: str, doc: dict[str, Any], plan: _Plan
     trashed_id: ObjectId | None = None
     try:
         seen_version = _current_version(doc["metadata"])
-        doc = files.find_one({"_id": image_id}) or doc  # as it is under the lease
+        doc = records.find_one({"_id": image_id}) or doc  # as it is under the lease
         if plan.checked and _current_version(doc["metadata"]) != seen_version:
             raise ImageBusy()  # edited since this call read it: what it rendered is out of date
         old_bytes = bytes_doc(db, bucket, doc)
@@ -449,7 +449,7 @@ def _apply(db: Database[Document], bucket: str, doc: dict[str, Any], plan: _Plan
         _release(db, bucket, image_id, lease)
         raise
     _after_switch(db, bucket, doc, old_bytes, plan, staged, media)
-    return Replaced(files.find_one({"_id": image_id}) or doc, True)
+    return Replaced(records.find_one({"_id": image_id}) or doc, True)
 
 
 def _remove_strays(db: Database[Document], bucket: str, doc: dict[str, Any], version: str) -> None:
@@ -541,12 +541,12 @@ def _switch(db: Database[Document], bucket: str, doc: dict[str, Any], plan: _Pla
         unset["metadata.restored_from"] = ""
     else:
         changes["metadata.restored_from"] = plan.restored_from
-    files = db[f"{bucket}.files"]
+    records = images(db, bucket)
     try:
-        switched = files.update_one({"_id": doc["_id"], "metadata.replacing_at": lease},
+        switched = records.update_one({"_id": doc["_id"], "metadata.replacing_at": lease},
                                     {"$set": changes, "$unset": unset})
     except DuplicateKeyError:  # the same bytes were stored as another image a moment ago
-        other = files.find_one({"metadata.key": plan.key}, {"_id": 1})
+        other = records.find_one({"metadata.key": plan.key}, {"_id": 1})
         raise DuplicateImage(other["_id"] if other else "") from None
     if switched.modified_count != 1:  # the lease lapsed and another replace or delete took it
         raise ImageBusy()
