@@ -40,7 +40,7 @@ from avenue.media.ingest import edits as editing
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
 from avenue.media.ingest.render import Rendered, render_spec
-from avenue.media.records import Document
+from avenue.media.records import Document, images
 from avenue.media.store import history, renditions, replace, storage, trash
 from avenue.media.transform import Spec
 
@@ -126,7 +126,7 @@ def listing(db: Database[Document], bucket: str, doc: dict[str, Any]) -> list[Ve
                      meta.get("restored_from"), int(content.get("length") or doc.get("length") or 0),
                      meta.get("width"), meta.get("height"), meta.get("format"))]
     items = history.live(meta, moment)
-    copies = {t["_id"]: t for t in db[f"{TRASH}.files"].find(
+    copies = {t["_id"]: t for t in images(db, TRASH).find(
         {"_id": {"$in": [i["trash_id"] for i in items if i.get("trash_id") is not None]}},
         {"metadata.trash.purge_after": 1, "metadata.role": 1})} if items else {}
     for item in items:
