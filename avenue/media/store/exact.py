@@ -51,7 +51,7 @@ from pymongo.database import Database
 
 from avenue.errors import ImageTooLarge, ServerBusy, UnsupportedImage
 from avenue.media.ingest import near_hash
-from avenue.media.records import Document
+from avenue.media.records import IMAGE, Document, images, is_image
 from avenue.media.store import storage
 from avenue.media.store.replace import bytes_doc
 
@@ -101,7 +101,7 @@ def full_key(db: Database[Document], bucket: str, doc: dict[str, Any],
         source = meta.get("source_sha256")
         key = f"bytes:{source}" if isinstance(source, str) and source else None
     if key is not None:
-        db[f"{bucket}.files"].update_one({"_id": doc["_id"]}, {"$set": {FULL: key}})
+        images(db, bucket).update_one({"_id": doc["_id"]}, {"$set": {FULL: key}})
     return key
 
 
@@ -111,20 +111,19 @@ def candidates(db: Database[Document], bucket: str, doc: dict[str, Any]) -> list
     key = _pixels(doc)
     if key is None:
         return []
-    found = db[f"{bucket}.files"].find({PIXELS: key}, CANDIDATE_FIELDS).sort("_id", 1).limit(GROUP_MEMBERS)
-    return [d for d in found
-            if d["_id"] != doc["_id"] and (d.get("metadata") or {}).get("role") == "original"]
+    found = images(db, bucket).find({PIXELS: key}, CANDIDATE_FIELDS).sort("_id", 1).limit(GROUP_MEMBERS)
+    return [d for d in found if d["_id"] != doc["_id"] and is_image(d)]
 
 
 def owe(db: Database[Document], bucket: str, image_ids: list[Any]) -> None:
     """Mark ``image_ids`` as owing their link (:data:`PENDING`), before it is left for later."""
     if image_ids:
-        db[f"{bucket}.files"].update_many({"_id": {"$in": image_ids}}, {"$set": {PENDING: True}})
+        images(db, bucket).update_many({"_id": {"$in": image_ids}}, {"$set": {PENDING: True}})
 
 
 def settled(db: Database[Document], bucket: str, image_id: Any) -> None:
     """``image_id``'s link ran (twins or none): it owes none any more."""
-    db[f"{bucket}.files"].update_one({"_id": image_id, PENDING: True}, {"$unset": {PENDING: ""}})
+    images(db, bucket).update_one({"_id": image_id, PENDING: True}, {"$unset": {PENDING: ""}})
 
 
 def link(db: Database[Document], bucket: str, doc: dict[str, Any],
@@ -136,7 +135,7 @@ def link(db: Database[Document], bucket: str, doc: dict[str, Any],
     found = candidates(db, bucket, doc)
     if not found:
         return None
-    files = db[f"{bucket}.files"]
+    records = images(db, bucket)
     mine = full_key(db, bucket, doc, hold, disabled=disabled)
     twins = [t for t in found
              if mine is not None and full_key(db, bucket, t, hold, disabled=disabled) == mine]
@@ -147,7 +146,7 @@ def link(db: Database[Document], bucket: str, doc: dict[str, Any],
     # Unlabelled: the oldest id of them all, which two uploads linking at once both choose.
     label = labelled if labelled is not None else min(doc["_id"], twins[0]["_id"])
     for image_id in [doc["_id"], *(t["_id"] for t in twins)]:
-        files.update_one({"_id": image_id, EXACT_GROUP: None}, {"$set": {EXACT_GROUP: label}})
+        records.update_one({"_id": image_id, EXACT_GROUP: None}, {"$set": {EXACT_GROUP: label}})
     return label if isinstance(label, ObjectId) else None
 
 
@@ -159,11 +158,11 @@ def recheck(db: Database[Document], bucket: str, hold: Callable[[int, int], Any]
     member alone (or unreadable) leaves, its label cleared. A group with a member the decode
     budget refuses now is left as it is (:class:`Refused` is not "unreadable"): that member
     still lacks its key, so the next run checks the group again. How many members changed group."""
-    files = db[f"{bucket}.files"]
-    stale = {EXACT_GROUP: {"$ne": None}, FULL: {"$exists": False}, "metadata.role": "original"}
+    records = images(db, bucket)
+    stale = {EXACT_GROUP: {"$ne": None}, FULL: {"$exists": False}, **IMAGE}
     changed = 0
-    for label in files.distinct(EXACT_GROUP, stale):
-        members = list(files.find({EXACT_GROUP: label, "metadata.role": "original"}, CANDIDATE_FIELDS)
+    for label in records.distinct(EXACT_GROUP, stale):
+        members = list(records.find({EXACT_GROUP: label, **IMAGE}, CANDIDATE_FIELDS)
                        .sort("_id", 1).limit(GROUP_MEMBERS))
         try:
             keys = [full_key(db, bucket, member, hold, disabled=disabled) for member in members]
@@ -176,7 +175,7 @@ def recheck(db: Database[Document], bucket: str, hold: Callable[[int, int], Any]
         for ids in parts.values():
             new = None if len(ids) < 2 else label if ids[0] == members[0]["_id"] else ids[0]
             if new != label:
-                changed += files.update_many({"_id": {"$in": ids}, EXACT_GROUP: label},
+                changed += records.update_many({"_id": {"$in": ids}, EXACT_GROUP: label},
                                              {"$set": {EXACT_GROUP: new}}).modified_count
     return changed
 
@@ -200,17 +199,17 @@ def groups(db: Database[Document], bucket: str, *, after: ObjectId | None,
            limit: int) -> tuple[list[Group], ObjectId | None]:
     """Up to ``limit`` groups of at least two originals, by label after ``after``; and the
     label to go on from (None: the last page). Members deleted since are gone from a group."""
-    files = db[f"{bucket}.files"]
+    records = images(db, bucket)
     found: list[Group] = []
     cursor = after
     for _ in range(limit * 4):
-        head = files.find_one({EXACT_GROUP: {"$gt": cursor if cursor is not None else _NO_ID}},
+        head = records.find_one({EXACT_GROUP: {"$gt": cursor if cursor is not None else _NO_ID}},
                               {EXACT_GROUP: 1}, sort=[(EXACT_GROUP, 1)])
         if head is None:
             return found, None
         cursor = head["metadata"]["exact_group"]
-        members = [d for d in files.find({EXACT_GROUP: cursor}).sort("_id", 1).limit(GROUP_MEMBERS)
-                   if (d.get("metadata") or {}).get("role") == "original"]
+        members = [d for d in records.find({EXACT_GROUP: cursor}).sort("_id", 1).limit(GROUP_MEMBERS)
+                   if is_image(d)]
         if len(members) >= 2:
             found.append(Group(cursor, kind_of(members), members))
             if len(found) == limit:
