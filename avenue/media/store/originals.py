@@ -53,7 +53,7 @@ from avenue.media.ingest.images import Limits, PreparedImage, sanitize_filename
 from avenue.media.ingest.near_hash import NearHash
 from avenue.media.ingest.placeholders import Placeholder
 from avenue.media.ingest.variants import VARIANT_NAMES, Planned, Rendition
-from avenue.media.records import Document, variant_ids
+from avenue.media.records import Document, images, variant_ids
 from avenue.media.store import near_duplicates, pending, renditions, storage, trash
 from avenue.media.store.options import UploadOptions
 from avenue.media.store.pending import variant_file
@@ -132,7 +132,7 @@ def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limit
     try:
         data = pipeline.read(upload.stream, limits)
         key = dedupe_key(sha256(data).hexdigest(), scope)
-        existing = db[f"{bucket}.files"].find_one({"metadata.key": key})
+        existing = images(db, bucket).find_one({"metadata.key": key})
         if existing is not None:
             count_upload("duplicate", (existing.get("metadata") or {}).get("format"))
             return Ready(filename, key, existing=existing)
@@ -197,7 +197,7 @@ def _write(db: Database[Document], bucket: str, ready: Ready, options: UploadOpt
         if not storage.is_duplicate_key(error):
             raise
         # Someone stored the same bytes a moment ago (write_files removed ours): keep theirs.
-        existing = db[f"{bucket}.files"].find_one({"metadata.key": ready.key})
+        existing = images(db, bucket).find_one({"metadata.key": ready.key})
         if existing is None:
             raise
         return StoreResult(existing, False)
@@ -227,7 +227,7 @@ def _from_trash(db: Database[Document], bucket: str, ready: Ready) -> dict[str, 
     if restored is not None:
         return restored.doc
     # Another restore (or this upload twice at once) is bringing it back right now.
-    live = db[f"{bucket}.files"].find_one({"metadata.key": ready.key})
+    live = images(db, bucket).find_one({"metadata.key": ready.key})
     if live is None:
         raise Conflict(f"{ready.filename}: this image is being restored from the trash right now; "
                        "try again in a moment.", code="restore_in_progress")
@@ -292,8 +292,8 @@ def write_all(db: Database[Document], bucket: str, readies: list[Ready],
     # still pending (its first upload's render not done yet) is handed on too; one claim each.
     waiting = [result.doc["_id"] for result in results if pending.pending_of(result.doc)]
     if pending.complete_later(db, bucket, waiting, media or Media()):  # rendered at once (outside a request)
-        files = db[f"{bucket}.files"]
-        results = [StoreResult(files.find_one({"_id": r.doc["_id"]}) or r.doc, r.created)
+        records = images(db, bucket)
+        results = [StoreResult(records.find_one({"_id": r.doc["_id"]}) or r.doc, r.created)
                    if r.doc["_id"] in waiting else r for r in results]
     return results
 
@@ -303,12 +303,12 @@ def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | Obje
     """Delete an original and all its variants (original first, so readers see 404 at once);
     ``purges``: what the app queues for its CDN (its Media's: ``media.purges``)."""
     files = db[f"{bucket}.files"]
-    doc = doc_or_id if isinstance(doc_or_id, dict) else files.find_one({"_id": doc_or_id})
+    doc = doc_or_id if isinstance(doc_or_id, dict) else images(db, bucket).find_one({"_id": doc_or_id})
     if doc is None:
         return False
     # Variants listed by the original, and any re-rendered ones that point back at it.
     ids = variant_ids(doc) + [
-        v["_id"] for v in db[f"{bucket}.files"].find({"metadata.original_id": doc["_id"]}, {"_id": 1})
+        v["_id"] for v in files.find({"metadata.original_id": doc["_id"]}, {"_id": 1})
     ]
     deleted = storage.delete_file(db, bucket, doc["_id"], with_ids=ids)
     # Written and listed by a pending render since ``doc`` was read (the module doc): gone too.
@@ -332,12 +332,12 @@ def transfer(db: Database[Document], source: str, target: str, doc: dict[str, An
     in use): a crash leaves a duplicate ``gc`` can collect, never a lost image.
     """
     key = dedupe_key(doc["metadata"]["source_sha256"], scope)
-    existing = db[f"{target}.files"].find_one({"metadata.key": key})
+    existing = images(db, target).find_one({"metadata.key": key})
     trashed = trash.find(db, target, key) if existing is None else None
     if trashed is not None:  # the target held these bytes until lately: that image comes back
         restored = trash.restore(db, trashed["_id"])
         existing = restored.doc if restored is not None else \
-            db[f"{target}.files"].find_one({"metadata.key": key})
+            images(db, target).find_one({"metadata.key": key})
     if existing is None:
         copied: list[Any] = []
         try:
@@ -349,13 +349,13 @@ def transfer(db: Database[Document], source: str, target: str, doc: dict[str, An
             metadata = {k: v for k, v in doc["metadata"].items() if k not in unset}
             metadata.update(key=key, kind=kind)
             storage.copy_file(db, source, target, {**doc, "metadata": metadata})
-            existing = db[f"{target}.files"].find_one({"_id": doc["_id"]})
+            existing = images(db, target).find_one({"_id": doc["_id"]})
             created = True
             if pending.pending_of(existing):  # copied before its variants were: rendered there
                 pending.complete_later(db, target, [doc["_id"]], media or Media())
         except DuplicateKeyError:
             _delete_ids(db, target, copied)
-            existing = db[f"{target}.files"].find_one({"metadata.key": key})
+            existing = images(db, target).find_one({"metadata.key": key})
             if existing is None:
                 raise
             created = False
