@@ -87,7 +87,7 @@ from avenue.media.ingest.edits import og_box
 from avenue.media.ingest.focal import CENTRE, FocalPoint
 from avenue.media.ingest.variants import Planned, Rendition
 from avenue.media.ingest.variants import recipe as variant_recipe
-from avenue.media.records import Document, variant_ids, variant_key
+from avenue.media.records import Document, images, is_image, variant_ids, variant_key
 from avenue.media.store import claims, storage, undrawable
 from avenue.media.store.renditions import CLAIM_SECONDS, CLAIMS, WAIT_SECONDS
 
@@ -176,8 +176,8 @@ def complete(db: Database[Document], bucket: str, image_id: Any, media: Media, *
     SVG whose variants' draw ran past the deadline (:class:`~avenue.errors.SvgTooComplex`) is
     remembered and answered :class:`~avenue.errors.NotDrawable` from then on, without drawing
     (:mod:`avenue.media.store.undrawable`)."""
-    files = db[f"{bucket}.files"]
-    doc = files.find_one({"_id": image_id})
+    records = images(db, bucket)
+    doc = records.find_one({"_id": image_id})
     if not _waiting(doc, want):
         return doc
     assert doc is not None
@@ -187,7 +187,7 @@ def complete(db: Database[Document], bucket: str, image_id: Any, media: Media, *
     claim = Lease(db[CLAIMS], f"variants/{bucket}/{image_id}", uuid.uuid4().hex, claim_seconds)
 
     def look() -> tuple[bool, Document | None]:
-        found = files.find_one({"_id": image_id})
+        found = records.find_one({"_id": image_id})
         return not _waiting(found, want), found
 
     def work(found: Document | None) -> Document | None:
@@ -203,7 +203,7 @@ def _undrawable_key(bucket: str, doc: Document) -> str:
 
 
 def _waiting(doc: Document | None, want: tuple[str, str] | None) -> bool:
-    if doc is None or (doc.get("metadata") or {}).get("role") != "original":
+    if not is_image(doc):
         return False
     return any(want is None or (name, fmt) == want for name, fmt, _ in pending_of(doc))
 
@@ -242,12 +242,12 @@ def _render(db: Database[Document], bucket: str, doc: Document | None,
                 raise
             # Another renderer (a lapsed claim taken over) stored them first; put_files took
             # back only this call's own files (fresh ids): the other one lists its own.
-            return files.find_one({"_id": doc["_id"]})
+            return images(db, bucket).find_one({"_id": doc["_id"]})
     # Each entry as it was read (its placeholder id): a replace meanwhile lists pending entries
     # of its own version under the same names, which this render's files are not.
     placeholders = {(name, fmt): info["id"] for name, fmt, info in pending_of(doc)}
     condition = {f"metadata.variants.{name}.{fmt}.id": placeholders[(name, fmt)] for name, fmt in entries}
-    listed = files.find_one_and_update(
+    listed = images(db, bucket).find_one_and_update(
         {"_id": doc["_id"], **condition},
         {"$set": {f"metadata.variants.{name}.{fmt}": entry for (name, fmt), entry in entries.items()}},
         return_document=ReturnDocument.AFTER)
@@ -265,7 +265,7 @@ def _disown(db: Database[Document], bucket: str, image_id: Any, ids: list[Any]) 
     The files this render wrote or found under its keys (``ids``) belong to no image: removed,
     never served (nothing listed them), never counted (their ``Changes`` were not applied);
     except any the image lists now (a lapsed renderer listed what this one found)."""
-    now = db[f"{bucket}.files"].find_one({"_id": image_id})
+    now = images(db, bucket).find_one({"_id": image_id})
     kept = set(variant_ids(now)) if now is not None else set()
     if stray := [file_id for file_id in ids if file_id not in kept]:
         storage.remove_files(db, bucket, stray)

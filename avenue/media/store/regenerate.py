@@ -25,7 +25,7 @@ from avenue.media.ingest import pipeline
 from avenue.media.ingest.edits import og_box
 from avenue.media.ingest.focal import CENTRE, FocalPoint
 from avenue.media.ingest.variants import VARIANT_NAMES
-from avenue.media.records import Document, variant_key
+from avenue.media.records import Document, images, variant_key
 from avenue.media.store import pending, storage
 from avenue.media.store.originals import write_variant
 from avenue.media.store.replace import read_original
@@ -71,7 +71,7 @@ def regenerate_variants(db: Database[Document], bucket: str, original: Document,
         same = {"_id": original["_id"], "metadata.version": (original.get("metadata") or {}).get("version"),
                 **({f"{path}.id": file_id} if info else {})}
         _, info = write_variant(db, bucket, original["_id"], rendition, file_id=file_id, version=version)
-        if files.update_one(same, {"$set": {path: info}}).matched_count == 0:
+        if images(db, bucket).update_one(same, {"$set": {path: info}}).matched_count == 0:
             storage.delete_file(db, bucket, file_id)  # its image is gone or another version now
             break
         written.append({"variant": rendition.name, "format": rendition.format, "id": str(file_id)})

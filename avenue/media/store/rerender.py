@@ -47,7 +47,7 @@ from avenue.media.ingest import pipeline
 from avenue.media.ingest.edits import og_box
 from avenue.media.ingest.focal import CENTRE, FocalPoint
 from avenue.media.ingest.variants import VARIANTS, recipe
-from avenue.media.records import Document, variant_key
+from avenue.media.records import Document, images, is_image, variant_key
 from avenue.media.store import pending, storage
 from avenue.media.store.replace import read_original
 
@@ -68,9 +68,9 @@ class Stale:
 
 def stale_of(doc: Document) -> list[Stale]:
     """The stale variants an original's files document lists (see the module doc)."""
-    meta = doc.get("metadata") or {}
-    if meta.get("role") != "original":
+    if not is_image(doc):
         return []
+    meta = doc.get("metadata") or {}
     found = []
     for name, formats in (meta.get("variants") or {}).items():
         if name not in VARIANTS or not isinstance(formats, dict):
@@ -117,8 +117,9 @@ def rerender(db: Database[Document], bucket: str, doc: Document, media: Media, *
             before_switch(rendition.name, rendition.format)
         # 3. One conditional switch.
         field = f"metadata.variants.{rendition.name}.{rendition.format}"
-        switched = files.find_one_and_update({"_id": doc["_id"], f"{field}.id": item.id},
-                                             {"$set": {field: entry}}, return_document=ReturnDocument.AFTER)
+        switched = images(db, bucket).find_one_and_update(
+            {"_id": doc["_id"], f"{field}.id": item.id}, {"$set": {field: entry}},
+            return_document=ReturnDocument.AFTER)
         if switched is None:
             storage.remove_files(db, bucket, [new.file_id])  # never listed, never counted
             continue
