@@ -62,7 +62,7 @@ from pymongo.errors import PyMongoError
 from avenue import background
 from avenue.dialect import dialect_of, threads_safe
 from avenue.media.ingest import near_hash
-from avenue.media.records import Document
+from avenue.media.records import Document, images, is_image
 from avenue.metrics import count_near_lookup
 
 log = logging.getLogger(__name__)
@@ -114,16 +114,16 @@ def near(db: Database[Document], bucket: str, doc: dict[str, Any], *, owner: str
     value = _hash_of(doc)
     if value is None:
         return []
-    files = db[f"{bucket}.files"]
+    records = images(db, bucket)
     order = (doc.get("metadata") or {}).get("phash_order")
     keys = near_hash.probes(value, order if isinstance(order, str) else "")
-    found = files.find({"metadata.phash_bands": {"$in": keys}},
+    found = records.find({"metadata.phash_bands": {"$in": keys}},
                        {"metadata.phash": 1, "metadata.owner": 1, "metadata.role": 1}
                        ).limit(CANDIDATES).max_time_ms(QUERY_MS)
     close: list[tuple[int, ObjectId]] = []
     for candidate in found:
         meta = candidate.get("metadata") or {}
-        if candidate["_id"] == doc["_id"] or meta.get("role") != "original":
+        if candidate["_id"] == doc["_id"] or not is_image(candidate):
             continue
         if owner is not None and meta.get("owner") != owner:
             continue
@@ -137,7 +137,8 @@ def near(db: Database[Document], bucket: str, doc: dict[str, Any], *, owner: str
     # colour variants of one shot fill the first page.
     for start in range(0, len(close), limit):
         page = close[start:start + limit]
-        docs = {d["_id"]: d for d in files.find({"_id": {"$in": [i for _, i in page]}}).max_time_ms(QUERY_MS)}
+        read = records.find({"_id": {"$in": [i for _, i in page]}}).max_time_ms(QUERY_MS)
+        docs = {d["_id"]: d for d in read}
         matches.extend(Match(docs[i], gap) for gap, i in page
                        if i in docs and near_hash.same_colours(mine, _shares_of(docs[i])))
         if len(matches) >= limit:
@@ -153,16 +154,16 @@ def link(db: Database[Document], bucket: str, doc: dict[str, Any], matches: list
     labelled = next((m.doc["metadata"]["near_group"] for m in matches
                      if (m.doc.get("metadata") or {}).get("near_group") is not None), None)
     label = labelled if labelled is not None else matches[0].doc["_id"]
-    files = db[f"{bucket}.files"]
+    records = images(db, bucket)
     for image_id in [doc["_id"], *(m.doc["_id"] for m in matches)]:
         # Missing or null (a replace clears it): never relabel a group.
-        files.update_one({"_id": image_id, NEAR_GROUP: None}, {"$set": {NEAR_GROUP: label}})
+        records.update_one({"_id": image_id, NEAR_GROUP: None}, {"$set": {NEAR_GROUP: label}})
     return label if isinstance(label, ObjectId) else None
 
 
 def settled(db: Database[Document], bucket: str, image_id: Any) -> None:
     """``image_id``'s near-duplicates were looked up and linked: it owes no grouping any more."""
-    db[f"{bucket}.files"].update_one({"_id": image_id, PENDING: True}, {"$unset": {PENDING: ""}})
+    images(db, bucket).update_one({"_id": image_id, PENDING: True}, {"$unset": {PENDING: ""}})
 
 
 def _threads_unsafe(db: Database[Document]) -> bool:
@@ -307,20 +308,19 @@ def groups(db: Database[Document], bucket: str, *, after: ObjectId | None, limit
     label to go on from (None: the last page). A group's members that were deleted since are
     gone from it; one left alone is not a group and is skipped, and so is one whose members
     are all one exact group (``store/exact.py`` lists those)."""
-    files = db[f"{bucket}.files"]
+    records = images(db, bucket)
     found: list[Group] = []
     cursor = after
     # Each step: the next label on the index, then its members (two index seeks). Bounded:
     # a page never looks at more than a few times ``limit`` labels.
     for _ in range(limit * 4):
         query: dict[str, Any] = {NEAR_GROUP: {"$gt": cursor if cursor is not None else _NO_ID}}
-        head = files.find_one(query, {NEAR_GROUP: 1}, sort=[(NEAR_GROUP, 1)])
+        head = records.find_one(query, {NEAR_GROUP: 1}, sort=[(NEAR_GROUP, 1)])
         if head is None:
             return found, None
         cursor = head["metadata"]["near_group"]
-        members = [d for d in files.find({NEAR_GROUP: cursor}).sort("_id", 1).limit(GROUP_MEMBERS)
-                   if (d.get("metadata") or {}).get("role") == "original"
-                   and (owner is None or d["metadata"].get("owner") == owner)]
+        members = [d for d in records.find({NEAR_GROUP: cursor}).sort("_id", 1).limit(GROUP_MEMBERS)
+                   if is_image(d) and (owner is None or d["metadata"].get("owner") == owner)]
         exact = {(d.get("metadata") or {}).get("exact_group") for d in members}
         if len(members) >= 2 and (len(exact) != 1 or None in exact):  # an exact group is listed there
             found.append(Group(cursor, members))

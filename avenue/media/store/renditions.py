@@ -96,7 +96,7 @@ from avenue.media.core import Purges
 from avenue.media.effects import Changes, counters
 from avenue.media.effects.served import Delivered
 from avenue.media.formats import RENDITION_TYPES
-from avenue.media.records import Document, MediaDoc
+from avenue.media.records import Document, MediaDoc, images, is_image
 from avenue.media.store import claims, storage, undrawable
 from avenue.writes import Write
 
@@ -531,11 +531,10 @@ def _orphaned(db: Database[Document], docs: list[dict[str, Any]]) -> Iterator[di
         by_bucket.setdefault(str(meta.get("source")), set()).add(meta.get("image_id"))
     versions: dict[tuple[str, Any], str] = {}
     for bucket, ids in by_bucket.items():
-        for head in db[f"{bucket}.files"].find({"_id": {"$in": [i for i in ids if isinstance(i, ObjectId)]}},
-                                               {"metadata.role": 1, "metadata.version": 1}):
-            meta = head.get("metadata") or {}
-            if meta.get("role") == "original":
-                versions[(bucket, head["_id"])] = meta.get("version") or ""
+        for head in images(db, bucket).find({"_id": {"$in": [i for i in ids if isinstance(i, ObjectId)]}},
+                                            {"metadata.role": 1, "metadata.version": 1}):
+            if is_image(head):
+                versions[(bucket, head["_id"])] = head["metadata"].get("version") or ""
     for doc in docs:
         meta = doc.get("metadata") or {}
         current = versions.get((str(meta.get("source")), meta.get("image_id")))
