@@ -21,7 +21,7 @@ from avenue.media.buckets import RENDITIONS, STORED, TEMP
 from avenue.media.effects import counters
 from avenue.media.formats import STORED_FORMATS, VARIANT_TYPES
 from avenue.media.ingest.variants import VARIANT_NAMES
-from avenue.media.records import SOURCE, Document
+from avenue.media.records import IMAGE, SOURCE, Document, images
 from avenue.media.references import IN_BATCH
 from avenue.media.store import storage
 from avenue.paging import after_ranges
@@ -35,9 +35,9 @@ VARIANT_PATHS = [*((name, fmt) for name in VARIANT_NAMES for fmt in VARIANT_TYPE
 def temp_image_counts(db: Database[Document], moment: dt.datetime) -> dict[str, int]:
     """Temp images in all, still pending, and expired (not collected yet) at ``moment``: two
     counts on the ``metadata.expires_at`` index (only temp originals carry an expiry)."""
-    files = db[f"{TEMP}.files"]
-    pending = files.count_documents({"metadata.expires_at": {"$gt": moment}}, hint="expires_at")
-    expired = files.count_documents({"metadata.expires_at": {"$lte": moment}}, hint="expires_at")
+    records = images(db, TEMP)
+    pending = records.count_documents({"metadata.expires_at": {"$gt": moment}}, hint="expires_at")
+    expired = records.count_documents({"metadata.expires_at": {"$lte": moment}}, hint="expires_at")
     return {"total": pending + expired, "pending": pending, "expired": expired}
 
 
@@ -51,7 +51,8 @@ def has_chunk_index(db: Database[Document], bucket: str) -> bool:
 
 # --- files documents, for the status sweep and ops ------------------------------------------
 
-ORIGINALS = {"metadata.role": "original"}
+# upkeep/gc.py's name for records.IMAGE, until it imports that.
+ORIGINALS = IMAGE
 # The originals newest first: the ``role_newest`` index holds exactly this (role equality,
 # then the sort), so a walk needs no sort of its own on mongod.
 NEWEST_FIRST = [("uploadDate", -1), ("_id", -1)]
@@ -85,9 +86,9 @@ def originals_newest_first(db: Database[Document], bucket: str, after: list[Any]
         yield from _originals_in_windows(db, bucket, after)
         return
     ranges: list[dict[str, Any]] = [{}] if after is None else after_ranges(NEWEST_FIRST, after)
-    files = db[f"{bucket}.files"]
+    records = images(db, bucket)
     for branch in ranges:
-        cursor = files.find({**ORIGINALS, **branch}).sort(NEWEST_FIRST).batch_size(batch)
+        cursor = records.find({**IMAGE, **branch}).sort(NEWEST_FIRST).batch_size(batch)
         try:
             yield from cursor
         finally:
@@ -104,7 +105,7 @@ def _originals_in_windows(db: Database[Document], bucket: str, after: list[Any] 
     if after is not None:  # the rest of the checkpoint's own date first, by _id
         start = after[0]
         same_date = after_ranges(NEWEST_FIRST, after)[0]  # {uploadDate: d, _id: {$lt: id}}
-        yield from db[f"{bucket}.files"].find({**ORIGINALS, **same_date}).sort(NEWEST_FIRST)
+        yield from images(db, bucket).find({**IMAGE, **same_date}).sort(NEWEST_FIRST)
     for docs in counters.walk_role(db, bucket, "original", None, descending=True, start=start):
         yield from docs
 
@@ -124,18 +125,18 @@ def originals_flagged(db: Database[Document], bucket: str, field: str, after: An
 
 def _originals_where(db: Database[Document], bucket: str, condition: Mapping[str, Any], after: Any,
                      limit: int, projection: Mapping[str, Any]) -> list[Document]:
-    query: dict[str, Any] = {**ORIGINALS, **condition}
+    query: dict[str, Any] = {**IMAGE, **condition}
     if after is not None:
         query["_id"] = {"$gt": after}
-    return list(db[f"{bucket}.files"].find(query, projection).sort("_id", 1).limit(limit))
+    return list(images(db, bucket).find(query, projection).sort("_id", 1).limit(limit))
 
 
 def set_metadata(db: Database[Document], bucket: str, file_id: Any, fields: Mapping[str, Any]) -> None:
-    """Set ``metadata.<name>`` of one files document for each of ``fields`` (what describes
+    """Set ``metadata.<name>`` of one image's record for each of ``fields`` (what describes
     the bytes and is computed later, like a placeholder; the API's fields go through
     ``Library.set_metadata``)."""
-    db[f"{bucket}.files"].update_one({"_id": file_id},
-                                     {"$set": {f"metadata.{name}": value for name, value in fields.items()}})
+    images(db, bucket).update_one({"_id": file_id},
+                                  {"$set": {f"metadata.{name}": value for name, value in fields.items()}})
 
 
 def gridfs_collections(bucket: str) -> tuple[str, str]:
@@ -185,12 +186,12 @@ def walk_files(db: Database[Document], bucket: str, query: Mapping[str, Any] | N
 
 def expired_originals(db: Database[Document], bucket: str, moment: dt.datetime) -> list[Document]:
     """The originals whose ``metadata.expires_at`` is before ``moment`` (the expiry index)."""
-    return list(db[f"{bucket}.files"].find({**ORIGINALS, "metadata.expires_at": {"$lt": moment}}))
+    return list(images(db, bucket).find({**IMAGE, "metadata.expires_at": {"$lt": moment}}))
 
 
 def originals_without_expiry(db: Database[Document], bucket: str) -> list[Document]:
     """The originals with no ``metadata.expires_at`` (in a bucket whose originals all expire)."""
-    return list(db[f"{bucket}.files"].find({**ORIGINALS, "metadata.expires_at": None}))
+    return list(images(db, bucket).find({**IMAGE, "metadata.expires_at": None}))
 
 
 def set_length(db: Database[Document], bucket: str, file_id: Any, length: int) -> None:
