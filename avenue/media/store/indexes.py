@@ -15,7 +15,7 @@ from avenue.indexes import create_missing
 from avenue.media.buckets import BUILDER, RENDITIONS, STORED, TRASH
 from avenue.media.effects import facets, purge, uploads
 from avenue.media.effects.invalidation import DELETIONS, DELETIONS_TTL_SECONDS
-from avenue.media.records import Document
+from avenue.media.records import Document, images_name
 from avenue.media.store import renditions, resumable, undrawable
 
 #: "Mostly close to a colour", newest first: the library's colour list hints it (library.page).
@@ -26,14 +26,21 @@ def chunks_indexes() -> list[IndexModel]:
     return [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True, name="files_id_1_n_1")]
 
 
-def files_indexes() -> list[IndexModel]:
-    """What the media package queries a bucket's files documents by."""
+def gridfs_indexes() -> list[IndexModel]:
+    """What the media package queries a bucket's GridFS files by, as files."""
     return [
         # The GridFS spec's own index (filename, uploadDate).
         IndexModel([("filename", ASCENDING), ("uploadDate", ASCENDING)], name="filename_1_uploadDate_1"),
         # Content-addressed dedupe: originals are keyed by source hash (+ scope), variants by
         # original id + name. Unique, so concurrent identical uploads store one file.
         IndexModel([("metadata.key", ASCENDING)], unique=True, name="metadata_key_unique"),
+        IndexModel([("metadata.original_id", ASCENDING)], name="variant_of"),
+    ]
+
+
+def image_indexes() -> list[IndexModel]:
+    """What the media package queries a bucket's image records by (fields only they carry)."""
+    return [
         # Lists newest first (library.NEWEST_FIRST): equality keys, then the whole sort, so a
         # page is one index walk with no in-memory sort, at any depth with a cursor.
         IndexModel([("metadata.role", ASCENDING), ("uploadDate", DESCENDING), ("_id", DESCENDING)],
@@ -44,7 +51,6 @@ def files_indexes() -> list[IndexModel]:
         # window of dates are one index bound (avenue/embedded/fences.py).
         IndexModel([("metadata.name_prefixes", ASCENDING), ("uploadDate", DESCENDING), ("_id", DESCENDING)],
                    name="name_prefixes_newest"),
-        IndexModel([("metadata.original_id", ASCENDING)], name="variant_of"),
         # Near-duplicates and colours (avenue/media/store/near_duplicates.py): a lookup is one $in on
         # the hash's bands; groups are walked by label; "mostly close to a colour" is one $in
         # on CIELAB cells, newest first like the other lists.
@@ -58,6 +64,12 @@ def files_indexes() -> list[IndexModel]:
                    name=COLOUR_INDEX),
         IndexModel([("metadata.expires_at", ASCENDING)], name="expires_at", sparse=True),
     ]
+
+
+def files_indexes() -> list[IndexModel]:
+    """Every index of a bucket's files collection while it holds the image records too (the
+    benches create these on a bucket of their own)."""
+    return gridfs_indexes() + image_indexes()
 
 
 def library_indexes() -> list[IndexModel]:
@@ -117,12 +129,16 @@ def ensure_indexes(db: Database[Document]) -> None:
     uploads.start_counting(db)  # uploads per hour: from when an app that counts them first ran
     for bucket in STORED:
         create_missing(db[f"{bucket}.chunks"], chunks_indexes())
-        files = db[f"{bucket}.files"]
         own = library_indexes() if bucket == BUILDER else trash_indexes() if bucket == TRASH else []
-        present = set(create_missing(files, files_indexes() + own))
-        for name in OBSOLETE_FILES_INDEXES:
-            if name in present:
-                files.drop_index(name)
+        # One listing per collection: the records' indexes join the files' while both are one.
+        wanted: dict[str, list[IndexModel]] = {}
+        wanted.setdefault(f"{bucket}.files", []).extend(gridfs_indexes())
+        wanted.setdefault(images_name(bucket), []).extend(image_indexes() + own)
+        for name, models in wanted.items():
+            present = set(create_missing(db[name], models))
+            for obsolete in OBSOLETE_FILES_INDEXES:
+                if obsolete in present:
+                    db[name].drop_index(obsolete)
     # Renditions on request: their own files indexes (no dedupe key, no lists).
     create_missing(db[f"{RENDITIONS}.chunks"], chunks_indexes())
     create_missing(db[f"{RENDITIONS}.files"], renditions.indexes())
