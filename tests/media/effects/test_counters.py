@@ -24,6 +24,7 @@ from avenue.media.store.originals import store
 from avenue.status import counters as product_counters
 from avenue.status import reconcile
 from tests.helpers import Auth, image_bytes
+from tests.support import records
 
 
 def photo(name: str = "good/alpha.png") -> tuple[io.BytesIO, str]:
@@ -334,6 +335,6 @@ def test_a_first_build_of_a_library_list_s_fences_reads_it_in_windows(db, monkey
     assert built["items"] == 400
     # The same fences as one read of the whole list samples: every 25th date, newest first.
     fences = [doc["uploadDate"] for doc in originals[24::25]]
-    assert sorted(fenced.fences(db[f"{bucket}.files"], "uploadDate")) == sorted(fences)
+    assert sorted(fenced.fences(records.images(db, bucket), "uploadDate")) == sorted(fences)
     asked = [sum(1 for doc in originals if _within(doc["uploadDate"], query)) for kind, query in reads]
     assert max(asked) <= fenced.FIRST_GROWTH * 40, asked  # before: one read of all 400

@@ -15,6 +15,7 @@ from avenue.media.effects.counters import recount as recount_bucket
 from avenue.media.effects.facets import recount as recount_facets
 from tests.helpers import image_bytes
 from tests.support.client import MEDIA, uploaded
+from tests.support.records import IMAGE, images, record
 
 PHOTOS = ["good/progressive.jpg", "good/grayscale.jpg", "good/alpha.png", "good/panorama.jpg"]
 
@@ -126,7 +127,7 @@ def test_two_editors_moving_one_image_at_once_count_it_once(app, db, editor):
         thread.join()
     assert set(answers) <= {200, 409} and 200 in answers
     held = folders(app.test_client(), editor)
-    doc = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    doc = record(db, Buckets.BUILDER, ObjectId(media["id"]))
     assert held == {doc["metadata"]["folder"]: 1}
     assert recount_facets(db)["drift"] == {}
 
@@ -139,9 +140,9 @@ def test_a_move_that_loses_every_compare_and_set_is_409_and_moves_no_count(clien
 
     media = uploaded(client, editor, PHOTOS[0], to=MEDIA, folder="/start")
     assert folders(client, editor) == {"/start": 1}
-    real = db[f"{Buckets.BUILDER}.files"]
+    real = images(db, Buckets.BUILDER)
 
-    class Racing:  # the files collection, with another editor's write after every read
+    class Racing:  # the image records, with another editor's write after every read
         def __init__(self):
             self.moves = 0
 
@@ -158,7 +159,7 @@ def test_a_move_that_loses_every_compare_and_set_is_409_and_moves_no_count(clien
 
     class RacingDb:
         def __getitem__(self, name):
-            return racing if name == f"{Buckets.BUILDER}.files" else db[name]
+            return racing if name == real.name else db[name]
 
         def __getattr__(self, name):
             return getattr(db, name)
@@ -166,7 +167,7 @@ def test_a_move_that_loses_every_compare_and_set_is_409_and_moves_no_count(clien
     with pytest.raises(ImageBusy):
         Library(RacingDb(), Buckets.BUILDER, Media()).set_metadata(ObjectId(media["id"]), folder="/elsewhere")
     assert racing.moves == 5
-    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    head = record(db, Buckets.BUILDER, ObjectId(media["id"]))
     assert head["metadata"]["folder"] == "/start"
     assert folders(client, editor) == {"/start": 1}
 
@@ -187,8 +188,8 @@ def test_a_pages_total_is_the_kept_count_where_there_is_one_and_a_count_otherwis
         (3, True), (2, True), (1, True), (2, True), (1, True), (1, True), (1, True), (1, True)]
     # The kept figures answer, not a count: drift (a document written behind the app's back)
     # shows in the kept totals until the reconciliation, and in the counted ones at once.
-    doc = db[f"{Buckets.BUILDER}.files"].find_one({"metadata.role": "original", "metadata.folder": "/shop"})
-    db[f"{Buckets.BUILDER}.files"].insert_one({**doc, "_id": ObjectId(), "metadata": {
+    doc = images(db, Buckets.BUILDER).find_one({**IMAGE, "metadata.folder": "/shop"})
+    images(db, Buckets.BUILDER).insert_one({**doc, "_id": ObjectId(), "metadata": {
         **doc["metadata"], "key": "drift", "name_prefixes": ["drift"]}})
     assert [total(), total(folder="/shop"), total(folder="/shop", tag="red")] == [
         (3, True), (2, True), (3, True)]

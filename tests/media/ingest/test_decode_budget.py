@@ -21,6 +21,7 @@ from PIL import Image
 from avenue.errors import ImageTooLarge, ServerBusy
 from avenue.media.ingest.decode_budget import DecodeBudget, SharedDecodeBudget, decode_budget
 from avenue.media.ingest.images import Limits, prepare
+from tests.support import records
 from tests.support.client import upload
 from tests.support.fixtures import solid_png as png
 
@@ -495,5 +496,5 @@ def test_an_edits_variants_rendered_after_its_answer_hold_the_instances_budget_u
     with app.app_context():
         from avenue.db import get_db
 
-        doc = get_db()["builder_media.files"].find_one({"metadata.role": "original"})
+        doc = records.images(get_db(), "builder_media").find_one(records.IMAGE)
     assert pending.pending_of(doc) == []

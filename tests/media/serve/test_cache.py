@@ -29,6 +29,7 @@ from avenue.media.store.originals import delete_image
 from tests.helpers import Auth, library_upload, listening, make_app
 from tests.support.client import uploaded
 from tests.support.commands import Matching
+from tests.support.records import images
 from tests.support.replacing import replace_media
 from tests.support.serving import put
 
@@ -134,8 +135,8 @@ def test_old_urls_answer_404_once_the_redirect_window_is_over(client, app, db, e
     new = replace_media(client, editor, media["id"]).get_json()
     assert client.get(media["url"]).status_code == 308
     lapsed = now() - dt.timedelta(seconds=1)
-    db[f"{Buckets.BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
-                                              {"$set": {"metadata.versions.0.until": lapsed}})
+    images(db, Buckets.BUILDER).update_one({"_id": ObjectId(media["id"])},
+                                           {"$set": {"metadata.versions.0.until": lapsed}})
     from avenue.media.serve.route import get_cache
     get_cache(app).evict(Buckets.BUILDER, [ObjectId(media["id"])])
     assert client.get(media["url"]).status_code == 404
@@ -454,5 +455,5 @@ def test_a_worker_that_reloads_between_the_tombstone_and_the_delete_evicts_again
         invalidation.invalidate(get_db(), Buckets.PRODUCTS, [file_id], lasting=storage_module.DELETE_WINDOW)
         time.sleep(1.1)  # the other worker polls and evicts...
         assert other_client.get(url).data == stored["bytes"]  # ...then reloads and caches it again
-        get_db()[f"{Buckets.PRODUCTS}.files"].delete_one({"_id": file_id})  # the delete lands after
+        images(get_db(), Buckets.PRODUCTS).delete_one({"_id": file_id})  # the delete lands after
     assert _served_until_gone(other_client, url) == 404
