@@ -44,6 +44,7 @@ from avenue.presentation.objects import signer_from_config
 from tests.helpers import Auth, expires_after, image_bytes, listening, make_app, passed_to_route
 from tests.support.commands import Matching, Recorder, namespaces, on_database
 from tests.support.on_request import limited, path
+from tests.support.records import images
 
 HOOK = {"AVENUE_CDN_PURGE_URL": "https://purge.example/hook", "AVENUE_CDN_PURGE_KEY": "k" * 32,
         "AVENUE_MEDIA_BASE_URL": "https://cdn.example"}
@@ -989,7 +990,7 @@ def test_gc_removes_an_orphan(app, client, db, runner):
     doc = put(app)
     client.get(path(doc, "w_320.webp"))
     # A crash between the original's delete and its renditions': the original goes alone.
-    db[f"{Buckets.PRODUCTS}.files"].delete_one({"_id": doc["_id"]})
+    images(db, Buckets.PRODUCTS).delete_one({"_id": doc["_id"]})
     with app.app_context():
         assert [o["_id"] for o in renditions.orphans(db)] == [stored(db)[0]["_id"]]
     result = runner.invoke(args=["gc"])

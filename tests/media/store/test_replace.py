@@ -14,6 +14,7 @@ from avenue.media.buckets import TRASH
 from avenue.media.store import trash as trash_module
 from avenue.media.upkeep.fsck import check
 from tests.helpers import error_body, form, image_bytes, library_upload
+from tests.support.records import images, record
 from tests.support.replacing import OTHER, body_of, replace_media
 
 
@@ -29,7 +30,7 @@ def test_a_crash_after_writing_the_new_files_changes_nothing_and_a_retry_finishe
         Library(db, Buckets.BUILDER, Media()).replace(ObjectId(media["id"]),
                                                       Library.Upload("other.jpg", image_bytes(OTHER)))
     monkeypatch.undo()
-    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    head = record(db, Buckets.BUILDER, ObjectId(media["id"]))
     assert "replacing_at" not in head["metadata"] and "version" not in head["metadata"]
     assert db[f"{Buckets.BUILDER}.files"].count_documents(
         {"metadata.original_id": ObjectId(media["id"])}) == 8
@@ -52,7 +53,7 @@ def test_a_replace_that_loses_at_the_switch_answers_409_and_leaves_everything_as
         if race == "same_bytes_stored_elsewhere":
             assert client.post("/api/builder/media", data=form(OTHER), headers=editor).status_code == 201
         else:
-            db_[f"{bucket}.files"].update_one({"_id": doc["_id"]}, {"$set": {"metadata.replacing_at": now()}})
+            images(db_, bucket).update_one({"_id": doc["_id"]}, {"$set": {"metadata.replacing_at": now()}})
         return trashed
 
     monkeypatch.setattr(trash_module, "keep_version", then_lose)
@@ -60,7 +61,7 @@ def test_a_replace_that_loses_at_the_switch_answers_409_and_leaves_everything_as
     assert answer.status_code == 409
     assert error_body(answer)["code"] == ("duplicate_image" if race == "same_bytes_stored_elsewhere"
                                           else "image_busy")
-    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    head = record(db, Buckets.BUILDER, ObjectId(media["id"]))
     assert "version" not in head["metadata"] and head["length"] == media["bytes"]
     assert db[f"{Buckets.BUILDER}.files"].count_documents(
         {"metadata.original_id": ObjectId(media["id"])}) == 8

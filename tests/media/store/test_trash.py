@@ -12,6 +12,7 @@ from avenue.media.buckets import TRASH
 from avenue.media.store import trash as trash_module
 from avenue.media.upkeep.fsck import check
 from tests.helpers import error_body, library_upload
+from tests.support.records import IMAGE, images, record
 from tests.support.versions import MEDIA, replace, restore, sha_of, versions
 
 
@@ -35,8 +36,8 @@ def test_a_delete_cut_off_after_the_copy_finishes_when_asked_again(app, client, 
     # Copied, not yet deleted: still served, and already in the trash; nothing lost.
     assert client.get(media["url"]).status_code == 200 and files(db, TRASH, media["id"]) == 9
     monkeypatch.setattr(originals, "delete_image", real)
-    db[f"{Buckets.BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
-                                              {"$unset": {"metadata.deleting_at": ""}})  # the lease lapsed
+    images(db, Buckets.BUILDER).update_one({"_id": ObjectId(media["id"])},
+                                           {"$unset": {"metadata.deleting_at": ""}})  # the lease lapsed
     assert client.delete(f"/api/builder/media/{media['id']}", headers=editor).status_code == 204
     assert files(db, TRASH, media["id"]) == 9 and files(db, Buckets.BUILDER, media["id"]) == 0
     assert client.post(f"/api/trash/{media['id']}/restore", headers=editor).status_code == 200
@@ -96,14 +97,14 @@ def test_a_restore_that_loses_its_lease_before_the_switch_is_409_and_leaves_no_h
 
     def then_delete_leases(db_, bucket, doc, bytes_doc, *, refs, keep_days):
         trashed = real(db_, bucket, doc, bytes_doc, refs=refs, keep_days=keep_days)
-        db_[f"{bucket}.files"].update_one({"_id": doc["_id"]}, {"$set": {"metadata.replacing_at": now()}})
+        images(db_, bucket).update_one({"_id": doc["_id"]}, {"$set": {"metadata.replacing_at": now()}})
         return trashed
 
     monkeypatch.setattr(trash_module, "keep_version", then_delete_leases)
     answer = restore(client, editor, media["id"], original)
     assert answer.status_code == 409 and error_body(answer)["code"] == "image_busy"
-    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    head = record(db, Buckets.BUILDER, ObjectId(media["id"]))
     assert head["metadata"]["version"] == second["version"]
     assert len(head["metadata"]["history"]) == 1
-    assert db[f"{TRASH}.files"].count_documents({"metadata.role": "original"}) == 1  # its copy went
+    assert images(db, TRASH).count_documents(IMAGE) == 1  # its copy went
     assert sha_of(client, second["url"]) == second["sha256"]

@@ -11,6 +11,7 @@ from bson import ObjectId
 from avenue.media import Buckets
 from tests.support.duplicates import OWED, groups, linked_on_the_thumb, media, png
 from tests.support.formats import SETTING, forbid_decoders, originals, to_library, webp_and_png_twin
+from tests.support.records import images
 
 
 @pytest.fixture
@@ -78,12 +79,12 @@ def test_a_candidate_the_decode_budget_refuses_is_stored_and_left_unlinked(clien
     second = media(client, editor, png(4, "saved again"), "second.png")  # uploaded() asserts the 201
     assert groups(client, editor) == []
     # Refused is not "no twin": it still owes its link, and the backfill makes it once it can.
-    assert [str(d["_id"]) for d in db[f"{Buckets.BUILDER}.files"].find(OWED)] == [second["id"]]
+    assert [str(d["_id"]) for d in images(db, Buckets.BUILDER).find(OWED)] == [second["id"]]
     monkeypatch.undo()
     assert runner.invoke(args=["near-duplicates"]).exit_code == 0
     [group] = groups(client, editor)
     assert [image["id"] for image in group["images"]] == [first["id"], second["id"]]
-    assert db[f"{Buckets.BUILDER}.files"].count_documents(OWED) == 0
+    assert images(db, Buckets.BUILDER).count_documents(OWED) == 0
 
 
 # As in the builder's duplicates: answers wait for their near-duplicate lookups (tests/conftest.py).

@@ -16,6 +16,7 @@ from avenue.media.store.originals import store
 from avenue.presentation.objects import image_ref
 from avenue.shop import service
 from tests.helpers import image_bytes
+from tests.support.records import IMAGE, images
 from tests.support.shop import SMALL, ids_of, make_product, send, settings
 
 
@@ -38,7 +39,7 @@ def test_a_refused_add_removes_the_files_it_stored_when_the_limit_filled_meanwhi
                            owner="admin", settings=settings(app))
     assert refused.value.code == "too_many_images"
     product = db.shop_products.find_one({"sku": "AV-1"})
-    originals = {d["_id"] for d in db[f"{Buckets.PRODUCTS}.files"].find({"metadata.role": "original"})}
+    originals = {d["_id"] for d in images(db, Buckets.PRODUCTS).find(IMAGE)}
     assert originals == set(service.stored_ids(product)) and len(originals) == 2
 
 
@@ -95,5 +96,5 @@ def test_two_admins_adding_at_the_same_moment_never_pass_the_limit(app, client, 
     product = client.get("/api/shop/products/AV-1").get_json()
     assert len(product["images"]) == 3 and ids_of(product) == ids_of(winner["product"])
     # The loser's files are gone again: nothing unreferenced is left behind.
-    originals = {str(d["_id"]) for d in db[f"{Buckets.PRODUCTS}.files"].find({"metadata.role": "original"})}
+    originals = {str(d["_id"]) for d in images(db, Buckets.PRODUCTS).find(IMAGE)}
     assert originals == set(ids_of(product))
