@@ -15,6 +15,7 @@ from avenue.media import Buckets, Library, Media
 from avenue.media.store.originals import Upload
 from tests.support.client import MEDIA, upload
 from tests.support.duplicates import OWED, groups, png, twins
+from tests.support.records import IMAGE, images, record
 
 pytestmark = pytest.mark.usefixtures("answers_wait_for_lookups")
 
@@ -68,17 +69,17 @@ def test_a_twin_s_answer_waits_for_no_full_decode_and_the_link_follows_it(
     first = answered(client, editor, png(5), "first.png")
     run(after_answer)
     second = answered(client, editor, png(5, "saved again"), "second.png")
-    files = db[f"{Buckets.BUILDER}.files"]
+    records = images(db, Buckets.BUILDER)
     # Answered: a candidate found (one indexed query), the link owed, nothing decoded for it.
     assert full_decodes == []
-    assert [str(d["_id"]) for d in files.find(OWED)] == [second["id"]]
-    assert all(d["metadata"].get("exact_group") is None for d in files.find({"metadata.role": "original"}))
+    assert [str(d["_id"]) for d in records.find(OWED)] == [second["id"]]
+    assert all(d["metadata"].get("exact_group") is None for d in records.find(IMAGE))
     assert groups(client, editor) == []
     run(after_answer)
     assert len(full_decodes) == 2  # itself and its candidate, each once, after the answer
     [group] = groups(client, editor)
     assert [image["id"] for image in group["images"]] == [first["id"], second["id"]]
-    assert files.count_documents(OWED) == 0
+    assert records.count_documents(OWED) == 0
 
 
 def test_a_link_whose_worker_died_after_the_answer_is_made_by_the_backfill(
@@ -87,15 +88,15 @@ def test_a_link_whose_worker_died_after_the_answer_is_made_by_the_backfill(
     run(after_answer)
     second = answered(client, editor, png(8, "saved again"), "second.png")
     after_answer.clear()  # the worker died: its work after the answer never runs
-    files = db[f"{Buckets.BUILDER}.files"]
-    assert [str(d["_id"]) for d in files.find(OWED)] == [second["id"]]
+    records = images(db, Buckets.BUILDER)
+    assert [str(d["_id"]) for d in records.find(OWED)] == [second["id"]]
     result = runner.invoke(args=["near-duplicates", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["exact_owed"]["builder"] == 1 and report["exact"] == 1
     [group] = groups(client, editor)
     assert [image["id"] for image in group["images"]] == [first["id"], second["id"]]
-    assert files.count_documents(OWED) == 0
+    assert records.count_documents(OWED) == 0
     again = json.loads(runner.invoke(args=["near-duplicates", "--json"]).output)  # only what is left: nothing
     assert again["exact_owed"]["builder"] == 0 and again["exact"] == 0
 
@@ -104,7 +105,7 @@ def test_an_upload_without_candidates_owes_no_link_and_decodes_nothing(
         client, editor, db, after_answer, full_decodes):
     answered(client, editor, png(9), "one.png")
     answered(client, editor, png(10), "other.png")
-    assert db[f"{Buckets.BUILDER}.files"].count_documents({"metadata.exact_pending": {"$exists": True}}) == 0
+    assert images(db, Buckets.BUILDER).count_documents({"metadata.exact_pending": {"$exists": True}}) == 0
     run(after_answer)
     assert full_decodes == [] and groups(client, editor) == []
 
@@ -122,12 +123,12 @@ def test_a_replace_with_a_twin_s_pixels_is_linked_after_its_answer(
                           data={"file": (io.BytesIO(png(11, "saved again")), "r.png")})
     assert replaced.status_code == 200, replaced.get_json()
     replaced.close()
-    files = db[f"{Buckets.BUILDER}.files"]
-    assert full_decodes == [] and [str(d["_id"]) for d in files.find(OWED)] == [other["id"]]
+    records = images(db, Buckets.BUILDER)
+    assert full_decodes == [] and [str(d["_id"]) for d in records.find(OWED)] == [other["id"]]
     run(after_answer)
     [group] = groups(client, editor)
     assert [image["id"] for image in group["images"]] == [first["id"], other["id"]]
-    assert files.count_documents(OWED) == 0
+    assert records.count_documents(OWED) == 0
 
 
 def test_an_image_brought_from_another_bucket_joins_its_twins_there(app, db):
@@ -146,19 +147,19 @@ def test_an_image_brought_from_another_bucket_joins_its_twins_there(app, db):
         [group] = exact.groups(db, Buckets.PRODUCTS, after=None, limit=10)[0]
     assert group.kind == "pixels"
     assert [doc["_id"] for doc in group.docs] == [there.image.id, brought.image.id]
-    assert db[f"{Buckets.PRODUCTS}.files"].count_documents(OWED) == 0
+    assert images(db, Buckets.PRODUCTS).count_documents(OWED) == 0
 
 
 def test_twins_linking_in_either_order_choose_the_same_label(client, editor, db):
     from avenue.media.store import exact
 
     first, second = twins(client, editor)
-    files = db[f"{Buckets.BUILDER}.files"]
+    records = images(db, Buckets.BUILDER)
     labels = []
     for linking in (first, second):  # as two uploads that both found the other unlabelled
-        files.update_many({}, {"$unset": {"metadata.exact_group": ""}})
-        assert exact.link(db, Buckets.BUILDER, files.find_one({"_id": ObjectId(linking["id"])}),
+        records.update_many({}, {"$unset": {"metadata.exact_group": ""}})
+        assert exact.link(db, Buckets.BUILDER, record(db, Buckets.BUILDER, ObjectId(linking["id"])),
                           Library(db, Buckets.BUILDER, Media()).grouping._hold,
                           disabled=frozenset()) is not None
-        labels.append({d["metadata"]["exact_group"] for d in files.find({"metadata.role": "original"})})
+        labels.append({d["metadata"]["exact_group"] for d in records.find(IMAGE)})
     assert labels == [{ObjectId(first["id"])}, {ObjectId(first["id"])}]

@@ -19,6 +19,7 @@ from avenue.media import Buckets
 from avenue.media.store import exact, near_duplicates, originals
 from tests.support.client import MEDIA, uploaded
 from tests.support.near import OWED, jpeg, media, near_copy, photo, product_with
+from tests.support.records import images
 
 # The answers these tests read name their near-duplicates whatever the machine's load: the
 # lookup is waited for up to its second. What a production answer waits has its own tests below.
@@ -150,7 +151,7 @@ def test_a_lookup_that_fails_leaves_the_upload_stored_and_names_nothing(client, 
 def test_an_image_whose_lookup_failed_owes_its_grouping_and_the_backfill_links_it(
         client, editor, db, runner, monkeypatch):
     first = media(client, editor, jpeg(photo(35)), "first.jpg")
-    assert db[f"{Buckets.BUILDER}.files"].count_documents(OWED) == 0  # its lookup answered: nothing owed
+    assert images(db, Buckets.BUILDER).count_documents(OWED) == 0  # its lookup answered: nothing owed
 
     def broken(*args, **kwargs):
         raise ServerSelectionTimeoutError("the lookup's server went away")
@@ -159,7 +160,7 @@ def test_an_image_whose_lookup_failed_owes_its_grouping_and_the_backfill_links_i
     copy = media(client, editor, near_copy(photo(35)), "copy.jpg")
     monkeypatch.undo()
     # Hashed (so the hash walk passes it by) but never compared: it says so.
-    [owed] = db[f"{Buckets.BUILDER}.files"].find(OWED)
+    [owed] = images(db, Buckets.BUILDER).find(OWED)
     assert str(owed["_id"]) == copy["id"] and owed["metadata"]["phash"]
     assert client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"] == []
 
@@ -169,7 +170,7 @@ def test_an_image_whose_lookup_failed_owes_its_grouping_and_the_backfill_links_i
     assert report["owed"]["builder"] == 1 and report["linked"] == 1 and sum(report["computed"].values()) == 0
     [group] = client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"]
     assert {image["id"] for image in group["images"]} == {first["id"], copy["id"]}
-    assert db[f"{Buckets.BUILDER}.files"].count_documents(OWED) == 0
+    assert images(db, Buckets.BUILDER).count_documents(OWED) == 0
     again = json.loads(runner.invoke(args=["near-duplicates", "--json"]).output)
     assert again["owed"]["builder"] == 0 and again["linked"] == 0
 
@@ -179,7 +180,7 @@ def test_a_worker_that_died_before_its_lookup_leaves_the_grouping_owed(client, e
     write (here: a lookup that never runs) is found by the backfill all the same."""
     monkeypatch.setattr(near_duplicates.Lookup, "finish", lambda self, created: [None for _ in created])
     image = media(client, editor, jpeg(photo(36)), "lost.jpg")
-    assert [str(d["_id"]) for d in db[f"{Buckets.BUILDER}.files"].find(OWED)] == [image["id"]]
+    assert [str(d["_id"]) for d in images(db, Buckets.BUILDER).find(OWED)] == [image["id"]]
 
 
 @pytest.mark.parametrize(("bound", "patches", "hold"), [
@@ -232,7 +233,7 @@ def test_a_store_that_fails_links_nothing_and_stores_nothing(client, auth, db, m
                          data={"images": [(io.BytesIO(near_copy(photo(34))), "b.jpg")]})
     assert failed.status_code == 503 and failed.get_json()["error"]["code"] == "database_unavailable"
     assert db[f"{Buckets.PRODUCTS}.files"].count_documents({}) == before
-    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0
+    assert images(db, Buckets.PRODUCTS).count_documents({"metadata.near_group": {"$ne": None}}) == 0
 
 
 def stoppable_lookups(monkeypatch) -> tuple[list[object], threading.Event, threading.Event]:
@@ -284,7 +285,7 @@ def test_a_store_that_fails_stops_its_lookup_before_the_next_upload_s(client, au
     assert failed.status_code == 503
     assert ran.wait(60)
     assert len(looked) == 1  # the second upload was never looked up
-    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0
+    assert images(db, Buckets.PRODUCTS).count_documents({"metadata.near_group": {"$ne": None}}) == 0
 
 
 def test_a_store_whose_twins_query_fails_stops_its_lookup_and_links_nothing(client, auth, db, backend,
@@ -309,8 +310,8 @@ def test_a_store_whose_twins_query_fails_stops_its_lookup_and_links_nothing(clie
     assert failed.status_code == 503 and failed.get_json()["error"]["code"] == "database_unavailable"
     assert ran.wait(60)
     assert len(looked) == 1  # stopped: the second upload was never looked up
-    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0
-    owed = db[f"{Buckets.PRODUCTS}.files"].count_documents({near_duplicates.PENDING: True})
+    assert images(db, Buckets.PRODUCTS).count_documents({"metadata.near_group": {"$ne": None}}) == 0
+    owed = images(db, Buckets.PRODUCTS).count_documents({near_duplicates.PENDING: True})
     assert owed == 2  # owed, not lost
 
 
@@ -333,7 +334,7 @@ def test_on_the_embedded_database_a_store_that_fails_looks_nothing_up(client, au
                          data={"images": [(io.BytesIO(near_copy(photo(37))), "b.jpg")]})
     assert failed.status_code == 503
     assert looked == []
-    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0
+    assert images(db, Buckets.PRODUCTS).count_documents({"metadata.near_group": {"$ne": None}}) == 0
 
 
 def counting_lookups(monkeypatch) -> list[str]:
@@ -372,7 +373,7 @@ def test_an_edit_looks_the_edited_picture_s_near_duplicates_up_once(client, edit
     assert edited.status_code == 200, edited.get_json()
     # Flipped back: the first image's picture, grouped with it, named once looked up once.
     assert [m["id"] for m in edited.get_json()["near_duplicates"]] == [first["id"]]
-    assert calls == [other["id"]] and db[f"{Buckets.BUILDER}.files"].count_documents(OWED) == 0
+    assert calls == [other["id"]] and images(db, Buckets.BUILDER).count_documents(OWED) == 0
 
 
 def test_a_new_focal_point_keeps_the_picture_s_group_and_names_its_near_duplicates(

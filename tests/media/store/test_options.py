@@ -12,6 +12,7 @@ import pytest
 from avenue.media import Buckets, Library, Media
 from avenue.media.store.options import UploadOptions
 from tests.helpers import image_bytes
+from tests.support.records import record
 
 
 def test_only_the_labels_given_are_kept_in_their_order_tags_as_a_list():
@@ -32,7 +33,7 @@ def test_the_library_stores_an_upload_as_its_options_say(db):
                             folder="/lamps", tags=("red",))
     upload = Library.Upload("lamp.png", io.BytesIO(image_bytes("good/alpha.png")))
     [stored] = Library(db, Buckets.BUILDER, Media()).storing.store_with([upload], options)
-    meta = db[f"{Buckets.BUILDER}.files"].find_one({"_id": stored.image.id})["metadata"]
+    meta = record(db, Buckets.BUILDER, stored.image.id)["metadata"]
     assert stored.created
     assert {k: meta[k] for k in ("owner", "kind", "visibility", "alt", "folder", "tags")} == \
         {"owner": "u1", "kind": "builder", "visibility": "private", "alt": "a lamp", "folder": "/lamps",

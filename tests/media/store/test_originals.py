@@ -18,6 +18,7 @@ from avenue.media.store import storage as storage_module
 from avenue.media.store.originals import delete_image, store, store_all, transfer
 from avenue.media.store.storage import read_all
 from tests.helpers import GOOD_NAMES, bucket_snapshot, image_bytes
+from tests.support.records import IMAGE, images
 
 
 def test_a_stored_image_has_its_served_bytes_and_hash_and_all_variants(db):
@@ -51,7 +52,7 @@ def test_identical_uploads_are_stored_once(db):
     first = store(db, Buckets.PRODUCTS, image_bytes("good/grayscale.jpg"), filename="a.jpg")
     second = store(db, Buckets.PRODUCTS, image_bytes("good/grayscale.jpg"), filename="b.jpg")
     assert not second.created and second.doc["_id"] == first.doc["_id"]
-    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.role": "original"}) == 1
+    assert images(db, Buckets.PRODUCTS).count_documents(IMAGE) == 1
 
 
 def test_a_dedupe_scope_keeps_owners_apart(db):
@@ -185,7 +186,7 @@ def test_concurrent_identical_uploads_store_one_file(db, backend):
         thread.join()
     assert not errors
     assert len({r.doc["_id"] for r in results}) == 1
-    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.role": "original"}) == 1
+    assert images(db, Buckets.PRODUCTS).count_documents(IMAGE) == 1
     # The losers' variants were removed again: exactly one set of 8.
     assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.role": "variant"}) == 8
 

@@ -22,6 +22,7 @@ from avenue.media.serve.frontdoor import front_door_of
 from avenue.media.store import pending
 from tests.helpers import image_bytes
 from tests.support.client import upload
+from tests.support.records import images, record
 
 FORMATS = {"webp": "WEBP", "jpg": "JPEG", "png": "PNG"}
 
@@ -68,7 +69,7 @@ def answered(client, headers, name="good/progressive.jpg", **fields) -> dict:
 def original(db, body: dict) -> dict:
     from bson import ObjectId
 
-    return db[f"{Buckets.UPLOADS}.files"].find_one({"_id": ObjectId(body["id"])})
+    return record(db, Buckets.UPLOADS, ObjectId(body["id"]))
 
 
 def every_variant_url(body: dict) -> list[tuple[str, str, str]]:
@@ -160,7 +161,7 @@ def test_a_render_after_the_answer_that_lands_in_the_middle_of_a_delete_leaves_n
     # Its variants left with it (they were seven orphans, fsck's orphan_variant, exit 1).
     assert db[f"{Buckets.UPLOADS}.files"].count_documents({"metadata.original_id": image_id}) == 0
     # The trash's copy keeps them pending: a state fsck lists, not a fault.
-    assert len(pending.pending_of(db[f"{TRASH}.files"].find_one({"_id": image_id}))) == 7
+    assert len(pending.pending_of(record(db, TRASH, image_id))) == 7
     checked = runner.invoke(args=["fsck"])
     assert checked.exit_code == 0, checked.output
     assert "states (not problems):" in checked.output and f"{TRASH} {image_id}" in checked.output
@@ -213,7 +214,8 @@ def test_a_worker_that_died_before_rendering_leaves_variants_that_serve_and_fsck
     held.clear()  # the worker died: its render never runs
     files = db[f"{Buckets.UPLOADS}.files"]
     doc = original(db, body)
-    files.update_one({"_id": doc["_id"]}, {"$set": {"uploadDate": doc["uploadDate"] - dt.timedelta(hours=1)}})
+    hour_ago = doc["uploadDate"] - dt.timedelta(hours=1)
+    images(db, Buckets.UPLOADS).update_one({"_id": doc["_id"]}, {"$set": {"uploadDate": hour_ago}})
     # Pending variants are a state, fresh or old: reported, never a fault (the render is due,
     # or its worker died: the first GET or --repair renders them).
     report = AppMedia.on(db).maintenance.fsck()
