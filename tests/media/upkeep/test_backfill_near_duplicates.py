@@ -12,6 +12,7 @@ from avenue.media.upkeep import backfill as walk
 from avenue.media.upkeep import backfill_near_duplicates as backfill
 from tests.support.client import MEDIA
 from tests.support.near import jpeg, media, near_copy, photo, strip_near_hashes
+from tests.support.records import images
 
 pytestmark = pytest.mark.usefixtures("answers_wait_for_lookups")
 
@@ -32,7 +33,7 @@ def test_the_backfill_gives_old_images_their_hash_and_groups_and_resumes_where_i
 
     with pytest.raises(KeyboardInterrupt):
         backfill.backfill_near_duplicates(db, progress=stop)
-    assert db[f"{Buckets.BUILDER}.files"].count_documents({"metadata.phash": {"$exists": True}}) == 1
+    assert images(db, Buckets.BUILDER).count_documents({"metadata.phash": {"$exists": True}}) == 1
 
     result = runner.invoke(args=["near-duplicates", "--json"])
     assert result.exit_code == 0, result.output

@@ -15,6 +15,7 @@ from avenue.media.store import pending, storage
 from avenue.media.store.originals import store, transfer
 from avenue.media.upkeep.fsck import check
 from tests.helpers import image_bytes, library_upload
+from tests.support.records import record
 
 LATER = dt.timedelta(hours=2)  # past the default one-hour grace period
 
@@ -24,7 +25,7 @@ def test_a_temp_image_just_claimed_by_a_product_is_not_garbage(db, media_core):
     temp = store(db, Buckets.TEMP, image_bytes("good/png16.png"), filename="a.png",
                  extra={"expires_at": storage.now() + dt.timedelta(hours=3)}).doc
     db[f"{Buckets.TEMP}.files"].update_many({}, {"$set": {"uploadDate": storage.now() - LATER}})
-    temp = db[f"{Buckets.TEMP}.files"].find_one({"_id": temp["_id"]})
+    temp = record(db, Buckets.TEMP, temp["_id"])
     moved = transfer(db, Buckets.TEMP, Buckets.PRODUCTS, temp, kind="product").doc
     hour_ago = storage.now() - dt.timedelta(hours=1)
     assert moved["uploadDate"].replace(tzinfo=None) < hour_ago.replace(tzinfo=None)

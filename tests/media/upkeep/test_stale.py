@@ -21,12 +21,13 @@ from avenue.media.store.rerender import stale_of
 from avenue.media.upkeep import stale
 from avenue.ops import rerender as job
 from tests.helpers import image_bytes, library_upload
+from tests.support.records import IMAGE, images, record
 
 PICTURES = ("good/progressive.jpg", "good/png16.png", "good/alpha.png", "good/grayscale.jpg")
 
 
 def originals(db, bucket: str = Buckets.UPLOADS) -> list[dict]:
-    return list(db[f"{bucket}.files"].find({"metadata.role": "original"}).sort("_id", 1))
+    return list(images(db, bucket).find(IMAGE).sort("_id", 1))
 
 
 def listed(doc: dict) -> dict[tuple[str, str], dict]:
@@ -129,7 +130,7 @@ def test_the_variant_url_serves_the_old_bytes_until_the_switch_then_the_new_ones
     assert ("thumb", "webp", 200, True) in seen
     after = client.get(url)
     assert after.status_code == 200 and after.data != old.data
-    doc = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    doc = record(db, Buckets.BUILDER, ObjectId(media["id"]))
     new = db[f"{Buckets.BUILDER}.files"].find_one({"_id": listed(doc)[("thumb", "webp")]["id"]})
     assert after.data == storage.read_all(db, Buckets.BUILDER, new)
 
