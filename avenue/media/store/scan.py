@@ -51,8 +51,6 @@ def has_chunk_index(db: Database[Document], bucket: str) -> bool:
 
 # --- files documents, for the status sweep and ops ------------------------------------------
 
-# upkeep/gc.py's name for records.IMAGE, until it imports that.
-ORIGINALS = IMAGE
 # The originals newest first: the ``role_newest`` index holds exactly this (role equality,
 # then the sort), so a walk needs no sort of its own on mongod.
 NEWEST_FIRST = [("uploadDate", -1), ("_id", -1)]
