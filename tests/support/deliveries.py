@@ -9,13 +9,14 @@ from pymongo.database import Database
 from avenue.media import AppMedia, Buckets, Image, Library
 from avenue.media.wiring import Route
 from tests.helpers import image_bytes
+from tests.support.records import record
 
 # How many times a test serves a file before it flushes.
 N = 7
 
 
 def put(app: Flask, name: str = "good/progressive.jpg", bucket: str = Buckets.PRODUCTS) -> dict:
-    """The fixture ``name`` stored in ``bucket`` of ``app``'s database, as its files document."""
+    """The fixture ``name`` stored in ``bucket`` of ``app``'s database, as its record."""
     from avenue.db import get_db, get_mongo
 
     with app.app_context():
@@ -23,7 +24,9 @@ def put(app: Flask, name: str = "good/progressive.jpg", bucket: str = Buckets.PR
         db = get_db()
         upload = Library.Upload(name.split("/")[-1], image_bytes(name))
         image = AppMedia.on(db).library(bucket).store(upload).image
-        return db[f"{bucket}.files"].find_one({"_id": image.id})
+        doc = record(db, bucket, image.id)
+        assert doc is not None, image.id
+        return doc
 
 
 def url(doc, tail: str = "") -> str:

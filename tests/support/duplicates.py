@@ -12,6 +12,7 @@ from PIL import PngImagePlugin
 from avenue.media import Buckets
 from tests.support.client import MEDIA, uploaded
 from tests.support.fixtures import scene
+from tests.support.records import images
 
 DUPLICATES = f"{MEDIA}/duplicates"
 OWED = {"metadata.exact_pending": True}
@@ -71,6 +72,6 @@ def linked_on_the_thumb(client, editor, db) -> tuple[dict, dict, dict]:
     other = media(client, editor, encoded(dotted), "label-dotted.png")
     again = media(client, editor, encoded(base, "saved again"), "label-again.png")
     ids = [ObjectId(i["id"]) for i in (first, other, again)]
-    db[f"{Buckets.BUILDER}.files"].update_many({"_id": {"$in": ids}}, {
+    images(db, Buckets.BUILDER).update_many({"_id": {"$in": ids}}, {
         "$set": {"metadata.exact_group": ids[0]}, "$unset": {"metadata.pixels_full_sha256": ""}})
     return first, other, again

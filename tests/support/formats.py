@@ -10,6 +10,7 @@ from PIL import Image
 
 from tests.helpers import Auth
 from tests.support.client import MEDIA, uploaded
+from tests.support.records import IMAGE, images
 
 SETTING = "AVENUE_DISABLED_FORMATS"
 
@@ -54,5 +55,5 @@ def to_library(app, data: bytes, filename: str, expect: tuple[int, ...] = (201,)
 def originals(db) -> dict[str, dict]:
     from avenue.media import Buckets
 
-    originals = db[f"{Buckets.BUILDER}.files"].find({"metadata.role": "original"})
+    originals = images(db, Buckets.BUILDER).find(IMAGE)
     return {str(d["_id"]): d["metadata"] for d in originals}

@@ -13,6 +13,7 @@ from bson import ObjectId
 
 from avenue.media import Buckets
 from tests.helpers import FIXTURES, make_app
+from tests.support.records import IMAGE, images
 
 LEGACY_UPLOADS = FIXTURES / "legacy_uploads"
 
@@ -57,7 +58,7 @@ def normalized_state(db) -> dict:
     names: dict = {}
     buckets = (Buckets.PRODUCTS, Buckets.BUILDER, Buckets.UPLOADS)
     for bucket in buckets:
-        for doc in db[f"{bucket}.files"].find({"metadata.role": "original"}):
+        for doc in images(db, bucket).find(IMAGE):
             names[doc["_id"]] = f"{bucket}:{doc['metadata']['key']}"
     for bucket in buckets:
         for doc in db[f"{bucket}.files"].find({"metadata.role": "variant"}):

@@ -10,6 +10,7 @@ from PIL import Image
 
 from tests.support.client import MEDIA, uploaded
 from tests.support.fixtures import scene
+from tests.support.records import IMAGE, images
 
 NEAR_HASH_FIELDS = ("phash", "phash_bands", "palette", "colour_cells", "near_group", "near_pending")
 OWED = {"metadata.near_pending": True}
@@ -50,5 +51,4 @@ def product_with(client, admin, sku: str, files: list[tuple[bytes, str]]):
 
 
 def strip_near_hashes(db, bucket: str) -> None:
-    db[f"{bucket}.files"].update_many({"metadata.role": "original"},
-                                      {"$unset": {f"metadata.{name}": "" for name in NEAR_HASH_FIELDS}})
+    images(db, bucket).update_many(IMAGE, {"$unset": {f"metadata.{name}": "" for name in NEAR_HASH_FIELDS}})
