@@ -20,6 +20,7 @@ from avenue.ops import backup as backup_module
 from avenue.presentation.objects import image_ref
 from tests.helpers import image_bytes
 from tests.support.gridfs_files import CHUNK_SIZE, file_bytes, put_file
+from tests.support.records import record
 from tests.support.stored import stored
 
 
@@ -169,7 +170,7 @@ def test_a_damaged_file_in_the_archive_is_refused_and_the_rest_restored(db, targ
     assert [f["id"] for f in report.failures] == [str(raw["_id"])]
     assert other[f"{Buckets.UPLOADS}.files"].find_one({"_id": raw["_id"]}) is None
     assert other[f"{Buckets.UPLOADS}.chunks"].count_documents({"files_id": raw["_id"]}) == 0
-    assert other[f"{Buckets.PRODUCTS}.files"].find_one({"_id": good["_id"]}) is not None
+    assert record(other, Buckets.PRODUCTS, good["_id"]) is not None
 
 
 def test_a_truncated_archive_is_reported_and_leaves_no_half_file(db, target, tmp_path, media_core):

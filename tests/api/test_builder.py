@@ -16,6 +16,7 @@ from avenue.media import AppMedia, Buckets
 from tests.helpers import FIXTURES, HOSTILE_NAMES, IMAGES, REFUSED, bucket_snapshot, error_body, image_bytes
 from tests.support.builder import media_block, put_page
 from tests.support.client import media_upload as upload
+from tests.support.records import IMAGE, images, record
 
 
 def test_the_refused_table_covers_every_bad_and_unsupported_fixture():
@@ -52,8 +53,8 @@ def test_an_identical_reupload_returns_the_existing_media_with_200_and_takes_the
     assert again.get_json()["alt"] == "old words"
     renamed = upload(client, editor, alt="new words")
     assert renamed.status_code == 200 and renamed.get_json()["alt"] == "new words"
-    assert db[f"{Buckets.BUILDER}.files"].count_documents({"metadata.role": "original"}) == 1
-    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(first["id"])})
+    assert images(db, Buckets.BUILDER).count_documents(IMAGE) == 1
+    head = record(db, Buckets.BUILDER, ObjectId(first["id"]))
     assert head["metadata"]["alt"] == "new words"
 
 
@@ -133,7 +134,7 @@ def test_hostile_filenames_are_stored_sanitized_and_never_reflected_raw(client, 
         response = upload(client, editor, data=data, filename=name)
         assert response.status_code == 201, response.get_json()
         raw = response.get_data(as_text=True).rstrip("\n")  # jsonify ends with one newline
-        stored = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(response.get_json()["id"])})
+        stored = record(db, Buckets.BUILDER, ObjectId(response.get_json()["id"]))
         filename = stored["metadata"]["filename"]
         assert "/" not in filename and "\\" not in filename and len(filename) <= 120
         assert not any(ord(ch) < 32 or ch == "\u202e" for ch in filename)
@@ -322,15 +323,15 @@ def test_a_page_resolves_all_its_media_with_one_query(client, editor, app, monke
         from avenue.db import get_db
 
         db = get_db()
-        files = db[f"{Buckets.BUILDER}.files"]
-        original_find = type(files).find
+        records = images(db, Buckets.BUILDER)
+        original_find = type(records).find
 
         def counting_find(self, *args, **kwargs):
-            if self.name == files.name:
+            if self.name == records.name:
                 finds.append(args)
             return original_find(self, *args, **kwargs)
 
-        monkeypatch.setattr(type(files), "find", counting_find)
+        monkeypatch.setattr(type(records), "find", counting_find)
         home = db.page_content.find_one({"slug": "home"})
         page = service.render_page(AppMedia.on(db), home, service.UrlSigner())
     assert len(finds) == 1 and all(b.get("url") for b in page["blocks"])

@@ -9,6 +9,7 @@ import pytest
 from avenue.media import AppMedia, Buckets, Library
 from tests.helpers import image_bytes
 from tests.support.deliveries import N, flush, library_image, put, url
+from tests.support.records import record
 
 # --- the API: top, series, never served, the clean-up list -------------------------------
 
@@ -136,7 +137,9 @@ def replace_with(app, db, doc, name: str) -> dict:
         upload = Library.Upload(name.split("/")[-1], image_bytes(name))
         replaced = AppMedia.on(db).library(Buckets.PRODUCTS).replace(doc["_id"], upload)
     assert replaced is not None and replaced.changed
-    return db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": doc["_id"]})
+    after = record(db, Buckets.PRODUCTS, doc["_id"])
+    assert after is not None, doc["_id"]
+    return after
 
 
 def test_after_a_replace_each_version_is_counted_apart_under_the_name_it_was_served_by(

@@ -8,11 +8,12 @@ import io
 from avenue.media import AppMedia, Buckets, Library
 from tests.helpers import image_bytes
 from tests.support.fixtures import product_shot
+from tests.support.records import images, record
 
 
 def test_a_stored_image_keeps_its_focal_point_and_the_api_shows_it(db, client, auth):
     stored = AppMedia.on(db).library(Buckets.PRODUCTS).store(Library.Upload("lamp.jpg", product_shot()))
-    doc = db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": stored.image.id})
+    doc = record(db, Buckets.PRODUCTS, stored.image.id)
     point = doc["metadata"]["focal_point"]
     assert point["x"] > 0.7 and point["y"] > 0.7
     admin = auth.token("admin")
@@ -30,6 +31,6 @@ def test_an_image_stored_before_focal_points_is_centred(db, client, auth):
     created = client.post("/api/builder/media", headers=editor,
                           data={"file": (io.BytesIO(image_bytes("good/grayscale.jpg")), "g.jpg")})
     media_id = created.get_json()["id"]
-    db["builder_media.files"].update_many({}, {"$unset": {"metadata.focal_point": ""}})
+    images(db, Buckets.BUILDER).update_many({}, {"$unset": {"metadata.focal_point": ""}})
     assert client.get(f"/api/builder/media/{media_id}", headers=editor).get_json()["focal_point"] == {
         "x": 0.5, "y": 0.5}

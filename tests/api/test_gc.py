@@ -14,6 +14,7 @@ from avenue.media import AppMedia, Buckets, Media
 from avenue.presentation.objects import image_ref
 from tests.helpers import bucket_snapshot, image_bytes
 from tests.support.gridfs_files import CHUNK_SIZE, put_file
+from tests.support.records import record
 from tests.support.stored import stored
 
 LATER = dt.timedelta(hours=2)  # past the default one-hour grace period
@@ -47,7 +48,7 @@ def test_it_removes_expired_temp_images_with_their_variants_and_keeps_live_ones(
     assert ids_removed(report) == {str(expired["_id"])}
     assert report.removed[0]["kind"] == "expired_temp_image"
     assert db[f"{Buckets.TEMP}.files"].count_documents({"metadata.original_id": expired["_id"]}) == 0
-    assert db[f"{Buckets.TEMP}.files"].find_one({"_id": live["_id"]}) is not None
+    assert record(db, Buckets.TEMP, live["_id"]) is not None
     assert report.bytes_freed == expired["length"] + sum(
         info["length"] for formats in expired["metadata"]["variants"].values() for info in formats.values())
 
@@ -71,8 +72,8 @@ def test_it_removes_product_images_no_product_references_once_past_the_grace_per
     report = AppMedia.on(db, media_core).maintenance.collect_garbage(now=clock_now() + LATER)
     assert [(e["kind"], e["id"]) for e in report.removed] == [
         ("unreferenced_product_image", str(orphan["_id"]))]
-    assert db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": orphan["_id"]}) is None
-    assert db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": used["_id"]}) is not None
+    assert record(db, Buckets.PRODUCTS, orphan["_id"]) is None
+    assert record(db, Buckets.PRODUCTS, used["_id"]) is not None
 
 
 def test_gc_handed_a_media_without_owners_refuses_before_removing_anything(db, media_core):

@@ -9,6 +9,7 @@ import pytest
 
 from avenue.media import Buckets
 from tests.helpers import IMAGES
+from tests.support.records import IMAGE, images
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def import_json(runner, *args):
 
 
 def originals(db, bucket) -> int:
-    return db[f"{bucket}.files"].count_documents({"metadata.role": "original"})
+    return images(db, bucket).count_documents(IMAGE)
 
 
 def test_a_link_to_a_file_outside_is_reported_and_never_published(db, runner, folders):

@@ -26,6 +26,7 @@ from avenue.embedded import fences as fenced
 from avenue.status.sweep import FENCED
 from tests.helpers import image_bytes, listening, make_app
 from tests.support.commands import Recorder
+from tests.support.records import record
 
 
 def scans(plan: dict) -> list[str]:
@@ -294,12 +295,14 @@ def run_scenario(app, recorder: Recorder, db_name: str) -> None:
 
 
 def stored(db, bucket: str) -> dict:
-    """A photo stored in ``bucket`` through the library door, as its files document."""
+    """A photo stored in ``bucket`` through the library door, as its record."""
     from avenue.media import AppMedia, Library
 
     upload = Library.Upload("p.jpg", image_bytes("good/progressive.jpg"))
     image = AppMedia.on(db).library(bucket).store(upload).image
-    return db[f"{bucket}.files"].find_one({"_id": image.id})
+    doc = record(db, bucket, image.id)
+    assert doc is not None, image.id
+    return doc
 
 
 @pytest.mark.slow

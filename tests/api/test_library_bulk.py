@@ -12,6 +12,7 @@ from avenue.builder.service import MAX_BULK_IDS
 from avenue.media import Buckets
 from tests.helpers import error_body, form
 from tests.support.client import media_upload as upload
+from tests.support.records import images
 
 PHOTOS = ("good/progressive.jpg", "good/grayscale.jpg", "good/cmyk.jpg", "good/photo_exif_rotated.jpg")
 BULK = "/api/builder/media/bulk"
@@ -195,8 +196,8 @@ def test_the_unused_filter_lists_images_no_page_uses_older_than_the_days_given(c
     used, free, fresh = uploaded(client, editor, *PHOTOS[:3])
     use_on_page(client, editor, "about", used)
     old = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
-    db[f"{Buckets.BUILDER}.files"].update_many({"_id": {"$in": [ObjectId(used), ObjectId(free)]}},
-                                               {"$set": {"uploadDate": old}})
+    images(db, Buckets.BUILDER).update_many({"_id": {"$in": [ObjectId(used), ObjectId(free)]}},
+                                            {"$set": {"uploadDate": old}})
     assert listed(client, editor, unused=30) == [free]
     assert sorted(listed(client, editor, unused=0)) == sorted([free, fresh])
     assert listed(client, editor, unused=60) == []
@@ -215,7 +216,7 @@ def test_the_library_sorts_by_date_name_and_size_and_pages_on_in_that_order(clie
     ids = dict(zip(("b-progressive.jpg", "c-grayscale.jpg", "a-cmyk.jpg"), uploaded(
         client, editor, *PHOTOS[:3], folder="/sorted", tags="sorted"), strict=True))
     for name, media_id in ids.items():
-        db[f"{Buckets.BUILDER}.files"].update_one({"_id": ObjectId(media_id)}, {"$set": {"filename": name}})
+        images(db, Buckets.BUILDER).update_one({"_id": ObjectId(media_id)}, {"$set": {"filename": name}})
     sizes = {media_id: client.get(f"/api/builder/media/{media_id}", headers=editor).get_json()["bytes"]
              for media_id in ids.values()}
     newest = listed(client, editor)
@@ -266,7 +267,7 @@ def test_the_unused_list_pages_on_by_its_cursor(client, editor, db):
     used, *free = uploaded(client, editor, *PHOTOS)
     use_on_page(client, editor, "news", used)
     nine_days_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=9)
-    db[f"{Buckets.BUILDER}.files"].update_many({}, {"$set": {"uploadDate": nine_days_ago}})
+    images(db, Buckets.BUILDER).update_many({}, {"$set": {"uploadDate": nine_days_ago}})
     seen, after = [], None
     for _ in range(6):
         query = {"unused": 7, "per_page": 1, **({"after": after} if after else {})}

@@ -8,6 +8,7 @@ import io
 from avenue.media import Buckets
 from tests.helpers import bucket_snapshot, image_bytes
 from tests.support.client import media_upload as upload
+from tests.support.records import images
 
 PHOTOS = ("good/progressive.jpg", "good/grayscale.jpg", "good/cmyk.jpg", "good/photo_exif_rotated.jpg")
 
@@ -55,7 +56,7 @@ def test_lists_filter_by_folder_and_by_every_tag_given(client, editor):
 
 def test_media_stored_before_folders_is_in_the_root(client, editor, db):
     media_id = upload(client, editor, PHOTOS[0]).get_json()["id"]
-    db[f"{Buckets.BUILDER}.files"].update_many({}, {"$unset": {"metadata.folder": "", "metadata.tags": ""}})
+    images(db, Buckets.BUILDER).update_many({}, {"$unset": {"metadata.folder": "", "metadata.tags": ""}})
     assert ids(client.get("/api/builder/media", headers=editor, query_string={"folder": "/"})) == [media_id]
     assert client.get("/api/builder/folders", headers=editor).get_json() == {
         "folders": [{"folder": "/", "count": 1}]}

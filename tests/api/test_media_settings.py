@@ -13,6 +13,7 @@ from avenue.media import AppMedia, Buckets, Library, Media
 from avenue.media.maintenance import Figures
 from tests.helpers import image_bytes
 from tests.support import source
+from tests.support.records import IMAGE, images
 
 AVENUE = Path(__file__).resolve().parents[2] / "avenue"
 MEDIA = AVENUE / "media"
@@ -86,4 +87,4 @@ def test_a_library_given_no_trash_deletes_for_good_without_any_app(db):
         upload = Library.Upload("a.png", io.BytesIO(image_bytes("good/alpha.png")))
         stored = library.store(upload, kind="builder")
         assert library.delete(stored.image, to_trash={})
-        assert db[f"{Figures.TRASH}.files"].count_documents({"metadata.role": "original"}) == kept
+        assert images(db, Figures.TRASH).count_documents(IMAGE) == kept

@@ -23,6 +23,7 @@ from tests.support.near import (
     product_with,
     strip_near_hashes,
 )
+from tests.support.records import IMAGE, images
 from tests.support.shots import RED, VARIANTS, encoded, product_shot, resaves
 
 # The answers these tests read name their near-duplicates whatever the machine's load: the
@@ -116,7 +117,7 @@ def test_a_replaced_upload_never_names_itself_or_its_own_earlier_versions(client
                        data={"file": (io.BytesIO(jpeg(photo(43), 70)), "third.jpg")})
     assert twice.status_code == 200 and twice.get_json()["near_duplicates"] == []
     # They are kept (in the trash), just never named.
-    assert db[f"{Figures.TRASH}.files"].count_documents({"metadata.trash.from": Buckets.UPLOADS}) == 2
+    assert images(db, Figures.TRASH).count_documents({"metadata.trash.from": Buckets.UPLOADS}) == 2
 
 
 def test_groups_list_each_set_of_near_copies_once_page_by_page(client, editor):
@@ -205,8 +206,7 @@ def test_images_stored_before_their_colour_shares_match_on_the_hash_until_the_ba
     red = shot(client, editor, RED, "red")
     copy = media(client, editor, resaves(product_shot(RED))["JPEG q70"], "copy.jpg")
     blue = shot(client, editor, VARIANTS["blue"], "blue")
-    db[f"{Buckets.BUILDER}.files"].update_many({"metadata.role": "original"},
-                                               {"$unset": {"metadata.colour_shares": ""}})
+    images(db, Buckets.BUILDER).update_many(IMAGE, {"$unset": {"metadata.colour_shares": ""}})
     # Stored before the shares: the hash decides alone, as it did (and a group made so stays).
     green = shot(client, editor, VARIANTS["green"], "green")
     assert {match["id"] for match in green["near_duplicates"]} == {red["id"], copy["id"], blue["id"]}
@@ -253,9 +253,8 @@ def test_the_old_command_name_runs_the_same_backfill_under_the_same_lock_with_a_
 def test_an_image_whose_thumb_is_lost_is_reported_by_the_backfill(client, editor, db, runner):
     image = media(client, editor, jpeg(photo(15)))
     strip_near_hashes(db, Buckets.BUILDER)
-    doc = db[f"{Buckets.BUILDER}.files"].find_one({"metadata.role": "original"})
-    db[f"{Buckets.BUILDER}.files"].update_one({"_id": doc["_id"]},
-                                              {"$unset": {"metadata.variants.thumb": ""}})
+    doc = images(db, Buckets.BUILDER).find_one(IMAGE)
+    images(db, Buckets.BUILDER).update_one({"_id": doc["_id"]}, {"$unset": {"metadata.variants.thumb": ""}})
     report = json.loads(runner.invoke(args=["near-duplicates", "--json"]).output)
     assert report["unreadable"] == [{"bucket": Buckets.BUILDER, "id": image["id"]}]
 
@@ -347,6 +346,6 @@ def test_a_replaced_picture_owes_no_grouping_once_its_lookup_linked_it(client, e
     replaced = client.put(f"{MEDIA}/{other['id']}", headers=editor,
                           data={"file": (io.BytesIO(near_copy(photo(37))), "r.jpg")})
     assert [m["id"] for m in replaced.get_json()["near_duplicates"]] == [first["id"]]
-    assert db[f"{Buckets.BUILDER}.files"].count_documents(OWED) == 0
+    assert images(db, Buckets.BUILDER).count_documents(OWED) == 0
 
 

@@ -28,6 +28,7 @@ from werkzeug.wrappers import Request
 
 from avenue.apidoc import document
 from tests.helpers import Auth, image_bytes, make_app
+from tests.support.records import images
 
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 
@@ -566,7 +567,7 @@ def test_the_conflicts_a_state_causes_are_documented(app, db, auth):
     for bucket, image_id in ((Buckets.PRODUCTS, photos[0]), (Buckets.PRODUCTS, photos[1]),
                              (Buckets.BUILDER, media),
                              (Buckets.UPLOADS, upload)):
-        db[f"{bucket}.files"].update_one({"_id": ObjectId(image_id)}, being_replaced)
+        images(db, bucket).update_one({"_id": ObjectId(image_id)}, being_replaced)
     db.shop_products.insert_one({"sku": "C-OLD", "name": "x", "price": 1, "images": ["/uploads/a.jpg"]})
     answers = Answers()
     for operation, body in (

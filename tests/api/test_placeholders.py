@@ -8,12 +8,15 @@ import json
 
 from avenue.media import AppMedia, Buckets, Image, Library
 from tests.helpers import BLURHASH, COLOR, image_bytes
+from tests.support.records import images, record
 
 
 def stored(db, name: str, filename: str) -> dict:
-    """``name`` stored in the builder's library, as its files document (what the backfill reads)."""
+    """``name`` stored in the builder's library, as its record (what the backfill reads)."""
     image = AppMedia.on(db).library(Buckets.BUILDER).store(Library.Upload(filename, image_bytes(name))).image
-    return db[f"{Buckets.BUILDER}.files"].find_one({"_id": image.id})
+    doc = record(db, Buckets.BUILDER, image.id)
+    assert doc is not None, image.id
+    return doc
 
 
 def test_an_uploaded_image_object_carries_its_placeholder(client, auth):
@@ -41,10 +44,10 @@ def test_a_product_photo_carries_its_placeholder_from_the_stored_reference(clien
 def strip_placeholders(db) -> None:
     """Make the store look as it did before placeholders existed."""
     for bucket in (Buckets.PRODUCTS, Buckets.BUILDER):
-        db[f"{bucket}.files"].update_many({}, {"$unset": {"metadata.placeholder": ""}})
+        images(db, bucket).update_many({}, {"$unset": {"metadata.placeholder": ""}})
     for product in db.shop_products.find({}, {"images": 1}):
-        images = [{k: v for k, v in entry.items() if k != "placeholder"} for entry in product["images"]]
-        db.shop_products.update_one({"_id": product["_id"]}, {"$set": {"images": images}})
+        refs = [{k: v for k, v in entry.items() if k != "placeholder"} for entry in product["images"]]
+        db.shop_products.update_one({"_id": product["_id"]}, {"$set": {"images": refs}})
 
 
 def test_the_backfill_gives_old_images_and_their_product_references_a_placeholder(app, client, auth, db,
@@ -69,7 +72,7 @@ def test_the_backfill_gives_old_images_and_their_product_references_a_placeholde
     after = {entry["id"]: entry["placeholder"]
              for entry in db.shop_products.find_one({"sku": "PH-2"})["images"]}
     assert after == before  # the same as at upload: computed from the same thumb
-    assert db[f"{Buckets.BUILDER}.files"].find_one({"_id": media["_id"]})["metadata"]["placeholder"]
+    assert record(db, Buckets.BUILDER, media["_id"])["metadata"]["placeholder"]
     images = client.get("/api/shop/products/PH-2").get_json()["images"]
     assert all(BLURHASH.match(image["blurhash"]) for image in images)
 
@@ -92,7 +95,7 @@ def test_a_backfill_cut_off_between_its_two_writes_is_finished_by_the_next_run(c
 
 def test_an_image_whose_thumb_is_lost_is_reported_and_left(db, runner):
     doc = stored(db, "good/grayscale.jpg", "g.jpg")
-    db[f"{Buckets.BUILDER}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.placeholder": ""}})
+    images(db, Buckets.BUILDER).update_one({"_id": doc["_id"]}, {"$unset": {"metadata.placeholder": ""}})
     thumb_id = doc["metadata"]["variants"]["thumb"]["webp"]["id"]
     assert thumb_id in Image.from_files_doc(Buckets.BUILDER, doc).variant_ids
     db[f"{Buckets.BUILDER}.files"].delete_one({"_id": thumb_id})
@@ -100,15 +103,15 @@ def test_an_image_whose_thumb_is_lost_is_reported_and_left(db, runner):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["unreadable"] == [{"bucket": Buckets.BUILDER, "id": str(doc["_id"])}]
-    assert "placeholder" not in db[f"{Buckets.BUILDER}.files"].find_one({"_id": doc["_id"]})["metadata"]
+    assert "placeholder" not in record(db, Buckets.BUILDER, doc["_id"])["metadata"]
 
 
 def test_a_second_backfill_while_one_runs_stops_at_once_and_changes_nothing(db, runner):
     from avenue.ops.lock import exclusive
 
     doc = stored(db, "good/grayscale.jpg", "g.jpg")
-    db[f"{Buckets.BUILDER}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.placeholder": ""}})
+    images(db, Buckets.BUILDER).update_one({"_id": doc["_id"]}, {"$unset": {"metadata.placeholder": ""}})
     with exclusive(db, "placeholders"):
         result = runner.invoke(args=["placeholders"])
     assert result.exit_code == 1 and "Another placeholders run holds the lock" in result.output
-    assert "placeholder" not in db[f"{Buckets.BUILDER}.files"].find_one({"_id": doc["_id"]})["metadata"]
+    assert "placeholder" not in record(db, Buckets.BUILDER, doc["_id"])["metadata"]

@@ -23,6 +23,7 @@ from avenue.media.wiring import PURGE_OUTBOX
 from tests.helpers import error_body, form, image_bytes, library_upload
 from tests.support.client import uploaded
 from tests.support.gridfs_read import current_bytes
+from tests.support.records import IMAGE, images, record
 from tests.support.replacing import OTHER, body_of, replace_media
 
 PHOTO, PNG = "good/progressive.jpg", "good/alpha.png"
@@ -355,14 +356,14 @@ def test_replacing_a_product_photo_keeps_its_place_and_updates_the_product(clien
 
 def test_a_delete_while_a_replace_holds_the_image_is_409_and_the_other_way_round(client, db, editor):
     media = library_upload(client, editor)
-    files = db[f"{Buckets.BUILDER}.files"]
-    files.update_one({"_id": ObjectId(media["id"])}, {"$set": {"metadata.replacing_at": now()}})
+    records = images(db, Buckets.BUILDER)
+    records.update_one({"_id": ObjectId(media["id"])}, {"$set": {"metadata.replacing_at": now()}})
     deleting = client.delete(f"/api/builder/media/{media['id']}", headers=editor)
     assert deleting.status_code == 409 and error_body(deleting)["code"] == "image_busy"
     assert replace_media(client, editor, media["id"]).status_code == 409
-    files.update_one({"_id": ObjectId(media["id"])},
-                     {"$set": {"metadata.replacing_at": now() - dt.timedelta(minutes=5)}})  # lapsed
-    files.update_one({"_id": ObjectId(media["id"])}, {"$set": {"metadata.deleting_at": now()}})
+    records.update_one({"_id": ObjectId(media["id"])},
+                       {"$set": {"metadata.replacing_at": now() - dt.timedelta(minutes=5)}})  # lapsed
+    records.update_one({"_id": ObjectId(media["id"])}, {"$set": {"metadata.deleting_at": now()}})
     answer = replace_media(client, editor, media["id"])
     assert answer.status_code == 409 and error_body(answer)["code"] == "image_busy"
     assert client.get(media["url"]).status_code == 200  # untouched
@@ -391,8 +392,8 @@ def test_concurrent_replace_and_delete_one_wins_and_nothing_is_half_done(app, db
             thread.start()
         for thread in threads:
             thread.join()
-        head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
-        trashed = db[f"{TRASH}.files"].count_documents({"metadata.role": "original"})
+        head = record(db, Buckets.BUILDER, ObjectId(media["id"]))
+        trashed = images(db, TRASH).count_documents(IMAGE)
         if results["delete"] == 204:
             # The delete won, or came after the replace finished: gone, every version in the trash.
             assert head is None and results["replace"] in (200, 404, 409)
@@ -438,7 +439,7 @@ def test_replacing_an_upload_deletes_none_of_the_other_buckets(client, db, auth)
     upload = client.post("/api/uploads", data=form(PHOTO), headers=owner).get_json()
     answer = client.put(f"/api/uploads/{upload['id']}", data=form(OTHER), headers=owner)
     assert answer.status_code == 200
-    assert db[f"{Buckets.UPLOADS}.files"].count_documents({"metadata.role": "original"}) == 1
+    assert images(db, Buckets.UPLOADS).count_documents(IMAGE) == 1
     assert db[f"{Buckets.PRODUCTS}.files"].count_documents({}) == 0
 
 
@@ -498,12 +499,12 @@ def test_a_focal_point_on_an_upload_whose_metadata_was_stripped_keeps_its_identi
     this image), and two images whose stripped bytes match are not confused."""
     rotated = "good/photo_exif_rotated.jpg"
     media = library_upload(client, editor, name=rotated)
-    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    head = record(db, Buckets.BUILDER, ObjectId(media["id"]))
     assert head["metadata"]["source_sha256"] != head["metadata"]["sha256"]  # the EXIF was stripped
     answer = client.put(f"/api/builder/media/{media['id']}/focal-point", json={"x": 0.2, "y": 0.2},
                         headers=editor)
     assert answer.status_code == 200, answer.get_json()
-    after = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    after = record(db, Buckets.BUILDER, ObjectId(media["id"]))
     for field in ("key", "source_sha256", "sha256", "width", "height"):
         assert after["metadata"][field] == head["metadata"][field], field
     again = client.post("/api/builder/media", data=form(rotated), headers=editor)
@@ -521,7 +522,7 @@ def test_a_hostile_file_put_in_place_is_refused_and_changes_nothing(client, db, 
     assert 400 <= answer.status_code < 500 and answer.status_code != 404, answer.status_code
     assert error_body(answer)["code"]
     assert db[f"{Buckets.BUILDER}.files"].count_documents({}) == before
-    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    head = record(db, Buckets.BUILDER, ObjectId(media["id"]))
     assert "replacing_at" not in head["metadata"] and "version" not in head["metadata"]
     assert sha256(body_of(client, media["url"])).hexdigest() == media["sha256"]
     assert client.get("/api/trash", headers=editor).get_json()["items"] == []

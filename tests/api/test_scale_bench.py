@@ -29,6 +29,7 @@ from avenue.media.effects.counters import counters as media_counters
 from avenue.media.upkeep.fsck import check
 from avenue.status import reconcile
 from tests.helpers import make_app
+from tests.support.records import IMAGE, images
 
 uri, db_name = sys.argv[1:3]
 if "mongomock" in uri:
@@ -48,9 +49,9 @@ with app.app_context():
                 for bucket in (Buckets.PRODUCTS, Buckets.UPLOADS, Buckets.BUILDER)}
     drift = reconcile(db, app.config, AppMedia.of(app).core.referrers(db))["products"]["drift"]
     report = check(db)
-    seeded_original = {"metadata.role": "original", "filename": {"$ne": "template.jpg"}}
-    upload = db[f"{Buckets.UPLOADS}.files"].find_one(seeded_original)["metadata"]
-    media = db[f"{Buckets.BUILDER}.files"].find_one(seeded_original)["metadata"]
+    seeded_original = {**IMAGE, "filename": {"$ne": "template.jpg"}}
+    upload = images(db, Buckets.UPLOADS).find_one(seeded_original)["metadata"]
+    media = images(db, Buckets.BUILDER).find_one(seeded_original)["metadata"]
 print(json.dumps({"seeded": seeded, "counters": counters, "drift": sorted(set(drift.values())),
                   "checked": report.files_checked, "findings": [str(f) for f in report.findings],
                   "summary": report.summary_line(), "upload": upload, "media": media,

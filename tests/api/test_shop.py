@@ -14,13 +14,16 @@ from avenue.media import AppMedia, Buckets, Library
 from avenue.presentation.objects import image_ref
 from avenue.shop import service
 from tests.helpers import FIXTURES, REFUSED, bucket_snapshot, image_bytes
+from tests.support.records import IMAGE, images, record
 from tests.support.shop import SMALL, ids_of, make_product, send
 
 
 def stored(db, bucket: str, name: str, filename: str, **labels) -> dict:
-    """``name`` stored in ``bucket`` through its library, as its files document."""
+    """``name`` stored in ``bucket`` through its library, as its record."""
     image = AppMedia.on(db).library(bucket).store(Library.Upload(filename, image_bytes(name)), **labels).image
-    return db[f"{bucket}.files"].find_one({"_id": image.id})
+    doc = record(db, bucket, image.id)
+    assert doc is not None, image.id
+    return doc
 
 
 def load_legacy(db) -> list[dict]:
@@ -150,7 +153,7 @@ def test_a_duplicate_sku_is_a_conflict_and_keeps_the_temp_images(client, db, adm
     response = client.post("/api/shop/products", headers=admin,
                            json={"sku": "AV-1", "name": "Again", "price": 1, "temp_image_ids": [temp["id"]]})
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "sku_taken"
-    assert db[f"{Buckets.TEMP}.files"].count_documents({"_id": ObjectId(temp["id"])}) == 1
+    assert images(db, Buckets.TEMP).count_documents({"_id": ObjectId(temp["id"])}) == 1
     assert db[f"{Buckets.PRODUCTS}.files"].count_documents({}) == 0
 
 
@@ -194,7 +197,7 @@ def test_claiming_unknown_expired_or_claimed_temp_images_is_refused_naming_them(
     temps = send(client, "/api/shop/temp-images", admin, "good/alpha.png", "good/grayscale.jpg",
                  "good/progressive.jpg").get_json()["images"]
     fresh, old, taken = (t["id"] for t in temps)
-    db[f"{Buckets.TEMP}.files"].update_one({"_id": ObjectId(old)}, {"$set": {
+    images(db, Buckets.TEMP).update_one({"_id": ObjectId(old)}, {"$set": {
         "metadata.expires_at": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)}})
     make_product(client, admin, "AV-1", temp_ids=[taken])
     unknown = str(ObjectId())
@@ -232,12 +235,12 @@ def test_uploading_the_same_temp_image_again_refreshes_its_expiry(client, db, ad
     first = send(client, "/api/shop/temp-images", admin, "good/alpha.png").get_json()["images"][0]
     # Still live when the second upload comes, however slow the machine (5 s ahead was not).
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
-    db[f"{Buckets.TEMP}.files"].update_one({"_id": ObjectId(first["id"])},
-                                           {"$set": {"metadata.expires_at": soon}})
+    images(db, Buckets.TEMP).update_one({"_id": ObjectId(first["id"])},
+                                        {"$set": {"metadata.expires_at": soon}})
     again = send(client, "/api/shop/temp-images", admin, "good/alpha.png").get_json()["images"][0]
     assert again["id"] == first["id"]
     assert again["expires_at"] == first["expires_at"] or again["expires_at"] > first["expires_at"]
-    stored = db[f"{Buckets.TEMP}.files"].find_one({"_id": ObjectId(first["id"])})["metadata"]["expires_at"]
+    stored = record(db, Buckets.TEMP, ObjectId(first["id"]))["metadata"]["expires_at"]
     assert stored.replace(tzinfo=dt.UTC) > soon + dt.timedelta(hours=23)
 
 
@@ -247,7 +250,7 @@ def test_two_admins_identical_temp_uploads_are_independent(client, db, auth, adm
     theirs = send(client, "/api/shop/temp-images", other, "good/alpha.png").get_json()["images"][0]
     assert mine["id"] != theirs["id"]
     make_product(client, admin, "AV-1", temp_ids=[mine["id"]])
-    assert db[f"{Buckets.TEMP}.files"].count_documents({"_id": ObjectId(theirs["id"])}) == 1
+    assert images(db, Buckets.TEMP).count_documents({"_id": ObjectId(theirs["id"])}) == 1
 
 
 def test_the_temp_expiry_follows_the_configured_ttl(app, client, db, admin):
@@ -333,7 +336,7 @@ def test_the_same_photo_on_two_products_is_stored_once_and_outlives_one_of_them(
     make_product(client, admin, "AV-2")
     two = send(client, "/api/shop/products/AV-2/images", admin, "good/alpha.png").get_json()["product"]
     assert ids_of(one) == ids_of(two)
-    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.role": "original"}) == 1
+    assert images(db, Buckets.PRODUCTS).count_documents(IMAGE) == 1
 
     shared = ids_of(one)[0]
     client.delete(f"/api/shop/products/AV-1/images/{shared}", headers=admin)
@@ -348,7 +351,7 @@ def test_deleting_a_product_keeps_the_images_another_product_uses(client, db, ad
     make_product(client, admin, "AV-2")
     two = send(client, "/api/shop/products/AV-2/images", admin, "good/grayscale.jpg").get_json()["product"]
     assert client.delete("/api/shop/products/AV-1", headers=admin).status_code == 204
-    originals = [str(d["_id"]) for d in db[f"{Buckets.PRODUCTS}.files"].find({"metadata.role": "original"})]
+    originals = [str(d["_id"]) for d in images(db, Buckets.PRODUCTS).find(IMAGE)]
     assert originals == ids_of(two)
 
 
@@ -498,13 +501,13 @@ def test_a_delete_refused_because_an_image_is_being_replaced_changes_nothing(cli
 
     product = make_product(client, admin, "AV-BUSY", *SMALL[:2])
     busy, other = ids_of(product)
-    db[f"{Buckets.PRODUCTS}.files"].update_one({"_id": ObjectId(busy)},
-                                               {"$set": {"metadata.replacing_at": now()}})
+    images(db, Buckets.PRODUCTS).update_one({"_id": ObjectId(busy)},
+                                            {"$set": {"metadata.replacing_at": now()}})
     files = bucket_snapshot(db)
     url = f"/api/shop/products/AV-BUSY/images/{busy}" if target == "image" else "/api/shop/products/AV-BUSY"
     response = client.delete(url, headers=admin)
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "image_busy"
     assert ids_of(client.get("/api/shop/products/AV-BUSY").get_json()) == [busy, other]
     assert bucket_snapshot(db) == files
-    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.deleting_at": {"$ne": None}}) == 0
+    assert images(db, Buckets.PRODUCTS).count_documents({"metadata.deleting_at": {"$ne": None}}) == 0
     assert client.get("/api/trash", headers=admin).get_json()["total"] == 0

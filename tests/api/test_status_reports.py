@@ -22,6 +22,7 @@ from avenue.presentation.objects import image_ref
 from avenue.status import quota_level, storage
 from tests.helpers import FIXTURES, image_bytes, swept
 from tests.support.commands import Matching
+from tests.support.records import IMAGE, images, record
 
 LEGACY_DIR = FIXTURES / "legacy_uploads"
 
@@ -40,10 +41,12 @@ def ops(auth):
 
 
 def put(db, bucket: str, name: str, *, filename: str | None = None, kind: str = "product", **labels) -> dict:
-    """The image ``name`` stored through ``bucket``'s library, as its files document."""
+    """The image ``name`` stored through ``bucket``'s library, as its record."""
     upload = Library.Upload(filename or name.split("/")[-1], image_bytes(name))
     image = AppMedia.on(db).library(bucket).store(upload, kind=kind, **labels).image
-    return db[f"{bucket}.files"].find_one({"_id": image.id})
+    doc = record(db, bucket, image.id)
+    assert doc is not None, image.id
+    return doc
 
 
 def files_of(bucket: str, doc: dict) -> list:
@@ -555,6 +558,6 @@ def test_after_a_sweep_the_reports_counts_equal_a_recount_of_what_was_written_be
     for bucket, held in storage_body["buckets"].items():
         files = db[f"{bucket}.files"]
         assert held["files"] == files.count_documents({}), bucket
-        assert held["originals"] == files.count_documents({"metadata.role": "original"}), bucket
+        assert held["originals"] == images(db, bucket).count_documents(IMAGE), bucket
     assert storage_body["buckets"][Buckets.PRODUCTS]["files"] == 18  # 9 stored, 9 copied in
     assert products_body["products"]["total"] == db.shop_products.count_documents({}) == 3

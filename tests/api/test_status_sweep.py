@@ -18,6 +18,7 @@ from avenue.paging import Listed
 from avenue.presentation.objects import image_ref
 from avenue.status import sweep, warm_up_status_reports
 from tests.helpers import Auth, image_bytes, swept, worker_start_hook
+from tests.support.records import IMAGE, images, record
 
 FAST = sweep.Settings(batch=2, lease_seconds=30, renew_seconds=0.0)
 
@@ -28,10 +29,12 @@ def _products(db, n: int, *, images=None) -> None:
 
 
 def _stored(db, name: str, filename: str) -> dict:
-    """A product image stored through the library, as its files document (the sweep's reads)."""
+    """A product image stored through the library, as its record (the sweep's reads)."""
     image = AppMedia.on(db).library(Buckets.PRODUCTS).store(Library.Upload(filename, image_bytes(name)),
                                                             kind="product").image
-    return db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": image.id})
+    doc = record(db, Buckets.PRODUCTS, image.id)
+    assert doc is not None, image.id
+    return doc
 
 
 @pytest.fixture
@@ -183,7 +186,7 @@ def test_originals_uploaded_in_the_same_instant_are_each_checked_once_across_a_r
            for n, name in enumerate(("good/alpha.png", "good/tiny_1x1.png", "good/png16.png",
                                      "good/grayscale.jpg", "good/palette_transparent.png"))]
     same = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    db[f"{Buckets.PRODUCTS}.files"].update_many({"_id": {"$in": ids}}, {"$set": {"uploadDate": same}})
+    images(db, Buckets.PRODUCTS).update_many({"_id": {"$in": ids}}, {"$set": {"uploadDate": same}})
     calls = []
 
     def interrupt(state):
@@ -210,19 +213,20 @@ def test_on_the_embedded_database_originals_are_read_between_fences_of_dates_and
     base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     for n, file_id in enumerate(ids):  # a week apart; the two last in the same instant
         uploaded = base + dt.timedelta(days=7 * min(n, 4))
-        db[f"{Buckets.PRODUCTS}.files"].update_one({"_id": file_id}, {"$set": {"uploadDate": uploaded}})
+        images(db, Buckets.PRODUCTS).update_one({"_id": file_id}, {"$set": {"uploadDate": uploaded}})
     db.media_counters.update_one({"_id": Buckets.PRODUCTS},
                                  {"$set": {"oldest": base, "newest": base + dt.timedelta(days=28)}})
     monkeypatch.setattr(fenced, "FENCE_EVERY", 1)
     sweep.run(db, FAST, refs=referrers)  # the first sweep's count samples the fences of the originals' dates
     db[sweep.COLLECTION].update_one({"_id": sweep.SWEEP_ID}, {"$unset": {"result": ""}})
     reads = []
-    kind = type(db[f"{Buckets.PRODUCTS}.files"])
+    records = images(db, Buckets.PRODUCTS)
+    kind = type(records)
     real_find = kind.find
 
     def find(self, *args, **kwargs):
         query = args[0] if args else kwargs.get("filter") or {}
-        if self.name == f"{Buckets.PRODUCTS}.files" and query.get("metadata.role") == "original":
+        if self.name == records.name and query.items() >= IMAGE.items():
             reads.append(query)
         return real_find(self, *args, **kwargs)
 
@@ -569,8 +573,8 @@ def test_the_sweep_ends_by_building_every_lists_fences(db, store_with_problems, 
     monkeypatch.setattr(sweep, "build_fences",
                         lambda db, listed, **kwargs: fenced.build_fences(db, listed, every=2, **kwargs))
     result = sweep.run(db, FAST, refs=referrers)
-    assert set(result["fences"]) == {"shop_products", "audit_logs", "uploads.files", "builder_media.files",
-                                     "media_trash.files"}
+    listed = (Buckets.UPLOADS, Buckets.BUILDER, Figures.TRASH)  # the buckets whose images are listed
+    assert set(result["fences"]) == {"shop_products", "audit_logs", *(images(db, b).name for b in listed)}
     assert (result["fences"]["shop_products"]["items"], result["fences"]["shop_products"]["fences"]) == (7, 3)
     stored = db[fenced.FENCES].find_one({"_id": "shop_products|sku"})
     assert stored["keys"] == ["LOST", "P-001", "P-003"]  # every second sku: GOOD, LOST, P-000, P-001...
@@ -596,7 +600,7 @@ def test_a_list_whose_fences_fail_to_build_keeps_the_old_ones_and_the_sweep_fini
     monkeypatch.setattr(sweep, "build_fences", failing)
     result = sweep.run(db, FAST, refs=referrers)
     assert "interrupted at shutdown" in result["fences"]["shop_products"]["error"]
-    assert result["fences"]["uploads.files"]["items"] == 0  # the others were built
+    assert result["fences"][images(db, Buckets.UPLOADS).name]["items"] == 0  # the others were built
     assert db[fenced.FENCES].find_one({"_id": "shop_products|sku"}) == before
     assert result["missing_files"]["count"] == 1  # and the sweep's own lists are whole
 

@@ -15,6 +15,7 @@ from avenue.media import Buckets
 from tests.helpers import bucket_snapshot, image_bytes
 from tests.support import tus
 from tests.support.client import MEDIA, UPLOADS
+from tests.support.records import IMAGE, images
 from tests.support.svg import OPEN, SHAPE, SVG_CSP, doc, post, served
 from tests.support.zips import make_zip
 
@@ -165,7 +166,7 @@ def test_an_svg_sent_as_a_png_is_stored_as_the_svg_it_is(client, editor, db):
     assert response.status_code == 201, response.get_json()
     media = response.get_json()
     assert media["content_type"] == "image/svg+xml" and media["url"].endswith(".svg")
-    stored = db[f"{Buckets.BUILDER}.files"].find_one({"metadata.role": "original"})
+    stored = images(db, Buckets.BUILDER).find_one(IMAGE)
     assert stored["metadata"]["format"] == "svg" and stored["metadata"]["content_type"] == "image/svg+xml"
     assert client.get(media["url"].rsplit(".", 1)[0] + ".png").status_code == 404
 
@@ -206,7 +207,7 @@ def test_a_clean_logo_keeps_its_drawing_and_gets_rasters_placeholder_and_hash(cl
     media = response.get_json()
     assert (media["width"], media["height"]) == (120, 60)
     assert media["blurhash"] and re.fullmatch(r"#[0-9a-f]{6}", media["color"])
-    meta = db[f"{Buckets.BUILDER}.files"].find_one({"metadata.role": "original"})["metadata"]
+    meta = images(db, Buckets.BUILDER).find_one(IMAGE)["metadata"]
     assert meta["phash"] and meta["format"] == "svg"
     original = served(client, media["url"])[2]
     assert b'fill="url(#g)"' in original and b"Avenue</text>" in original and b"font-size:20px" in original

@@ -11,6 +11,7 @@ from avenue.clock import now
 from avenue.media import AppMedia, Buckets, Media
 from avenue.media.maintenance import Figures
 from tests.helpers import error_body, form, library_upload
+from tests.support.records import images, record
 
 PHOTO, OTHER = "good/progressive.jpg", "good/grayscale.jpg"
 TRASH = Figures.TRASH
@@ -162,13 +163,13 @@ def test_restoring_when_the_same_bytes_were_stored_again_reuses_that_image(app, 
     media = library_upload(client, editor)
     assert client.delete(f"/api/builder/media/{media['id']}", headers=editor).status_code == 204
     with app.app_context():
-        trashed = db[f"{TRASH}.files"].find_one({"_id": ObjectId(media["id"])})
+        trashed = record(db, TRASH, ObjectId(media["id"]))
         # Someone stored the same bytes again without going through the trash lookup.
         hidden = {"$set": {"metadata.trash.key": "elsewhere"}}
-        db[f"{TRASH}.files"].update_one({"_id": trashed["_id"]}, hidden)
+        images(db, TRASH).update_one({"_id": trashed["_id"]}, hidden)
         again = library_upload(client, editor)
-        db[f"{TRASH}.files"].update_one({"_id": trashed["_id"]},
-                                        {"$set": {"metadata.trash.key": trashed["metadata"]["trash"]["key"]}})
+        images(db, TRASH).update_one({"_id": trashed["_id"]},
+                                     {"$set": {"metadata.trash.key": trashed["metadata"]["trash"]["key"]}})
     assert again["id"] != media["id"]
     body = client.post(f"/api/trash/{media['id']}/restore", headers=editor).get_json()
     assert body["reused"] is True and body["image"]["id"] == again["id"]
@@ -180,8 +181,8 @@ def test_gc_purges_what_is_past_its_window_and_nothing_younger(app, db, client, 
     old, young = library_upload(client, editor, PHOTO), library_upload(client, editor, OTHER)
     for media in (old, young):
         assert client.delete(f"/api/builder/media/{media['id']}", headers=editor).status_code == 204
-    db[f"{TRASH}.files"].update_one({"_id": ObjectId(old["id"])},
-                                    {"$set": {"metadata.trash.purge_after": now() - dt.timedelta(seconds=1)}})
+    images(db, TRASH).update_one({"_id": ObjectId(old["id"])},
+                                 {"$set": {"metadata.trash.purge_after": now() - dt.timedelta(seconds=1)}})
     with app.app_context():
         listed = AppMedia.on(db, media_core).maintenance.collect_garbage(dry_run=True)
         assert [(r["kind"], r["id"]) for r in listed.removed] == [("trash_expired", old["id"])]
@@ -195,7 +196,7 @@ def test_gc_purges_what_is_past_its_window_and_nothing_younger(app, db, client, 
 def test_gc_leaves_an_item_that_is_being_restored(app, db, client, editor, media_core):
     media = library_upload(client, editor)
     client.delete(f"/api/builder/media/{media['id']}", headers=editor)
-    db[f"{TRASH}.files"].update_one({"_id": ObjectId(media["id"])}, {"$set": {
+    images(db, TRASH).update_one({"_id": ObjectId(media["id"])}, {"$set": {
         "metadata.trash.purge_after": now() - dt.timedelta(days=1), "metadata.trash.restoring_at": now()}})
     with app.app_context():
         assert AppMedia.on(db, media_core).maintenance.collect_garbage().removed == []

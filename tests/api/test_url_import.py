@@ -18,6 +18,7 @@ from avenue.bulk import views
 from avenue.media import Buckets
 from tests.helpers import Auth, bucket_snapshot, image_bytes
 from tests.support.imageserver import ImageServer
+from tests.support.records import record
 
 LIBRARY, CSV = "/api/builder/media/import-url", "/api/shop/import-urls"
 PHOTO, OTHER = image_bytes("good/progressive.jpg"), image_bytes("good/alpha.png")
@@ -493,7 +494,7 @@ def test_a_csv_import_past_its_deadline_reports_the_rows_not_started(client, adm
 def test_library_import_lands_in_the_builder_bucket(client, editor, server, db):
     url = server.serve("/x.jpg", body=PHOTO, headers=JPEG)
     media_id = client.post(LIBRARY, json={"url": url}, headers=editor).get_json()["id"]
-    assert db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media_id)}) is not None
+    assert record(db, Buckets.BUILDER, ObjectId(media_id)) is not None
 
 
 def test_every_answer_of_the_url_imports_matches_the_openapi_document(app, server):

@@ -17,6 +17,7 @@ from avenue.clock import now
 from avenue.media import AppMedia, Buckets
 from avenue.media.maintenance import Figures
 from tests.helpers import error_body, form, library_upload
+from tests.support.records import IMAGE, images, record
 from tests.support.versions import MEDIA, OTHER, PHOTO, changed, replace, restore, sha_of, versions
 
 TRASH = Figures.TRASH
@@ -171,8 +172,8 @@ def test_a_version_past_the_trash_days_is_410_and_no_longer_listed(client, db, e
     original = versions(client, editor, media["id"])[0]["id"]
     second = replace(client, editor, media["id"])
     lapsed = now() - dt.timedelta(seconds=1)
-    db[f"{Buckets.BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
-                                              {"$set": {"metadata.history.0.keep_until": lapsed}})
+    images(db, Buckets.BUILDER).update_one({"_id": ObjectId(media["id"])},
+                                           {"$set": {"metadata.history.0.keep_until": lapsed}})
     assert [v["id"] for v in versions(client, editor, media["id"])] == [second["version"]]
     answer = restore(client, editor, media["id"], original)
     assert answer.status_code == 410 and error_body(answer)["code"] == "version_gone"
@@ -183,7 +184,7 @@ def test_a_version_whose_trash_copy_was_purged_is_410(client, db, editor):
     media = library_upload(client, editor)
     original = versions(client, editor, media["id"])[0]["id"]
     second = replace(client, editor, media["id"])
-    for trashed in db[f"{TRASH}.files"].find({"metadata.role": "original"}):
+    for trashed in images(db, TRASH).find(IMAGE):
         AppMedia.on(db).trash.purge(trashed["_id"])
     assert [v["id"] for v in versions(client, editor, media["id"])] == [second["version"]]
     answer = restore(client, editor, media["id"], original)
@@ -203,13 +204,13 @@ def test_a_restore_while_a_delete_holds_the_image_is_409_and_changes_nothing(cli
     media = library_upload(client, editor)
     original = versions(client, editor, media["id"])[0]["id"]
     second = replace(client, editor, media["id"])
-    db[f"{Buckets.BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
-                                              {"$set": {"metadata.deleting_at": now()}})
+    images(db, Buckets.BUILDER).update_one({"_id": ObjectId(media["id"])},
+                                           {"$set": {"metadata.deleting_at": now()}})
     answer = restore(client, editor, media["id"], original)
     assert answer.status_code == 409 and error_body(answer)["code"] == "image_busy"
-    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    head = record(db, Buckets.BUILDER, ObjectId(media["id"]))
     assert head["metadata"]["version"] == second["version"] and "replacing_at" not in head["metadata"]
-    assert db[f"{TRASH}.files"].count_documents({"metadata.role": "original"}) == 1
+    assert images(db, TRASH).count_documents(IMAGE) == 1
 
 
 def test_only_editors_see_compare_and_restore_library_versions(client, auth):
@@ -239,7 +240,7 @@ def test_uploading_a_versions_bytes_again_stores_a_new_image_and_the_version_sta
     again = client.post(MEDIA, data=form(PHOTO), headers=editor)
     assert again.status_code == 201, again.get_json()
     upload = again.get_json()
-    trashed = [str(d["_id"]) for d in db[f"{TRASH}.files"].find({"metadata.role": "original"})]
+    trashed = [str(d["_id"]) for d in images(db, TRASH).find(IMAGE)]
     assert upload["id"] != media["id"] and upload["id"] not in trashed and len(trashed) == 1
     assert upload["sha256"] == media["sha256"] and sha_of(client, upload["url"]) == media["sha256"]
     assert [v["id"] for v in versions(client, editor, media["id"])] == [second["version"], original]
@@ -263,7 +264,7 @@ def test_a_trash_restore_that_reuses_an_image_leaves_a_versions_copy_to_its_imag
     original = versions(client, editor, media["id"])[0]["id"]
     replace(client, editor, media["id"])
     upload = client.post(MEDIA, data=form(PHOTO), headers=editor).get_json()
-    copy = db[f"{TRASH}.files"].find_one({"metadata.role": "original"})
+    copy = images(db, TRASH).find_one(IMAGE)
     answer = client.post(f"/api/trash/{copy['_id']}/restore", headers=editor)
     assert answer.status_code == 200, answer.get_json()
     assert answer.get_json()["reused"] is True and answer.get_json()["image"]["id"] == upload["id"]
@@ -275,9 +276,8 @@ def test_bytes_of_a_copy_no_history_lists_any_more_bring_it_back_as_before(clien
     """A copy whose version was dropped from the image's list is nobody's: dedupe revives it."""
     media = library_upload(client, editor)
     replace(client, editor, media["id"])
-    db[f"{Buckets.BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
-                                              {"$set": {"metadata.history": []}})
-    copy = db[f"{TRASH}.files"].find_one({"metadata.role": "original"})
+    images(db, Buckets.BUILDER).update_one({"_id": ObjectId(media["id"])}, {"$set": {"metadata.history": []}})
+    copy = images(db, TRASH).find_one(IMAGE)
     again = client.post(MEDIA, data=form(PHOTO), headers=editor)
     assert again.status_code == 200 and again.get_json()["id"] == str(copy["_id"])
     assert AppMedia.on(db).trash.get(copy["_id"]) is None
@@ -297,7 +297,7 @@ def test_a_product_photo_added_again_with_a_versions_bytes_is_a_new_photo(client
     assert added.status_code == 201, added.get_json()
     photos = added.get_json()["product"]["images"]
     assert len(photos) == 2 and photos[1]["id"] != first["id"] and photos[1]["sha256"] == first["sha256"]
-    assert db[f"{TRASH}.files"].count_documents({"_id": ObjectId(photos[1]["id"])}) == 0
+    assert images(db, TRASH).count_documents({"_id": ObjectId(photos[1]["id"])}) == 0
     assert len(client.get(f"{base}/versions", headers=admin).get_json()["items"]) == 2
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from avenue.media import Buckets
 from tests.helpers import Auth, bucket_snapshot, image_bytes
+from tests.support.records import IMAGE, images
 from tests.support.zips import make_zip, symlink_info, with_entry
 
 LIBRARY_URL, PRODUCTS_URL = "/api/builder/import-zip", "/api/shop/import-zip"
@@ -259,7 +260,7 @@ def test_entries_not_reached_by_the_deadline_are_listed_and_a_re_run_imports_the
     if target == "products":
         assert len(product_image_ids(client, "LAMP")) == 3
     else:
-        assert db[f"{Buckets.BUILDER}.files"].count_documents({"metadata.role": "original"}) == 3
+        assert images(db, Buckets.BUILDER).count_documents(IMAGE) == 3
 
 
 def test_the_deadline_runs_on_the_real_clock(app_factory, monkeypatch):
