@@ -23,6 +23,7 @@ import pytest
 from tests.helpers import image_bytes
 from tests.support.client import UPLOADS, multipart
 from tests.support.launcher import LOOPBACK
+from tests.support.records import IMAGE, images
 
 pytestmark = pytest.mark.slow
 LISTEN = "0A"  # a listening socket's state in /proc/net/tcp
@@ -139,7 +140,7 @@ def test_a_stopping_worker_renders_the_variants_its_answered_uploads_left_for_af
     server.process.wait(60)
     client = pymongo.MongoClient(server.mongo_uri)
     try:
-        originals = list(client[server.db_name]["uploads.files"].find({"metadata.role": "original"}))
+        originals = list(images(client[server.db_name], "uploads").find(IMAGE))
     finally:
         client.close()
     assert len(originals) == len(names)

@@ -15,6 +15,7 @@ import pytest
 
 from avenue.media import Buckets
 from tests.helpers import bucket_snapshot, image_bytes
+from tests.support.records import IMAGE, images
 from tests.support.zips import make_zip
 
 pytestmark = pytest.mark.slow
@@ -37,7 +38,7 @@ def pending_variants(db) -> list[str]:
     """The variants the originals of every bucket list as not rendered yet (rendered after the answer)."""
     return [f"{bucket}/{doc['_id']}/{name}.{fmt}"
             for bucket in Buckets.BY_ALIAS.values()
-            for doc in db[f"{bucket}.files"].find({"metadata.role": "original"}, {"metadata.variants": 1})
+            for doc in images(db, bucket).find(IMAGE, {"metadata.variants": 1})
             for name, formats in ((doc.get("metadata") or {}).get("variants") or {}).items()
             if isinstance(formats, dict)
             for fmt, entry in formats.items() if isinstance(entry, dict) and entry.get("pending")]

@@ -27,6 +27,7 @@ from tests.support.console import (
     seed_library,
     tab_to,
 )
+from tests.support.records import images
 from tests.support.stored import stored
 
 # One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
@@ -505,15 +506,15 @@ def test_an_admin_re_renders_stale_variants_from_the_ops_dashboard(live, open_as
     stored = page.request.post("/api/builder/media", headers={"X-CSRF-Token": csrf}, multipart={
         "file": {"name": "stale.jpg", "mimeType": "image/jpeg", "buffer": fresh_jpeg()}})
     assert stored.ok, stored.text()
-    files = database(live)["builder_media.files"]
+    records = images(database(live), "builder_media")
     image_id = ObjectId(stored.json()["id"])
     deadline = time.monotonic() + 60  # its variants are rendered after the answer
-    while not (files.find_one({"_id": image_id})["metadata"]["variants"]["thumb"]["webp"].get("recipe")):
+    while not (records.find_one({"_id": image_id})["metadata"]["variants"]["thumb"]["webp"].get("recipe")):
         assert time.monotonic() < deadline, "the thumb was never rendered"
         time.sleep(0.2)
-    old_thumb = files.find_one({"_id": image_id})["metadata"]["variants"]["thumb"]["webp"]["id"]
+    old_thumb = records.find_one({"_id": image_id})["metadata"]["variants"]["thumb"]["webp"]["id"]
     # As if the thumb had been made with other settings: its recipe is not today's.
-    files.update_one({"_id": image_id}, {"$set": {"metadata.variants.thumb.webp.recipe": "older"}})
+    records.update_one({"_id": image_id}, {"$set": {"metadata.variants.thumb.webp.recipe": "older"}})
     page.goto("/console/ops")
     stale = page.locator("#rerender-stale", has_text="stale variants")
     stale.wait_for()
@@ -524,7 +525,7 @@ def test_an_admin_re_renders_stale_variants_from_the_ops_dashboard(live, open_as
     done = page.locator("#rerender-run", has_text="Last run")
     done.wait_for(timeout=60_000)
     assert int(re.search(r"(\d+) variants of", done.inner_text()).group(1)) >= 1
-    thumb = files.find_one({"_id": image_id})["metadata"]["variants"]["thumb"]["webp"]
+    thumb = records.find_one({"_id": image_id})["metadata"]["variants"]["thumb"]["webp"]
     assert thumb["recipe"] != "older" and thumb["id"] != old_thumb  # a new file, switched in
     shot(page, "ops-rerender", full_page=False)
     ops = open_as("ops")

@@ -36,6 +36,7 @@ from tests.support.console import (
     tab_to,
     unlike_jpeg,
 )
+from tests.support.records import images
 
 # One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
 # served app (tests/system/console/conftest.py) start once; the other console modules run beside it.
@@ -284,7 +285,7 @@ def test_the_unused_filter_shows_only_old_images_nothing_uses(live, open_as):
     folder = f"/unused-{uuid.uuid4().hex[:6]}"
     ids = seed_library(page, folder, ["alpha.png", "grayscale.jpg", "progressive.jpg"])
     old = dt.datetime.now(dt.UTC) - dt.timedelta(days=90)
-    database(live)["builder_media.files"].update_many(
+    images(database(live), "builder_media").update_many(
         {"_id": {"$in": [ObjectId(ids["alpha.png"]), ObjectId(ids["grayscale.jpg"])]}},
         {"$set": {"uploadDate": old}})
     csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
