@@ -78,6 +78,7 @@ from avenue.server import abort  # noqa: E402
 from tests.support import tokens  # noqa: E402
 from tests.support.fixtures import encoded, noise_jpeg, png_chunk, scene  # noqa: E402
 from tests.support.launcher import Gunicorn, healthz  # noqa: E402
+from tests.support.records import IMAGE, images  # noqa: E402
 
 import data  # noqa: E402
 import front  # noqa: E402
@@ -1037,7 +1038,7 @@ def pending_variants(db, bucket: str, ids: list[str]) -> int:
     """How many variants the images ``ids`` of ``bucket`` still list as pending (not stored)."""
     count = 0
     wanted = {"_id": {"$in": [ObjectId(i) for i in ids]}}
-    for doc in db[f"{bucket}.files"].find(wanted, {"metadata.variants": 1}):
+    for doc in images(db, bucket).find(wanted, {"metadata.variants": 1}):
         for formats in ((doc.get("metadata") or {}).get("variants") or {}).values():
             count += sum(1 for info in formats.values() if isinstance(info, dict) and info.get("pending"))
     return count
@@ -1367,7 +1368,7 @@ def zip_flat(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list
                                     timeout=ZIP_CLIENT_SECONDS,
                                     headers={**headers, "Content-Type": "application/zip"})
         peak = rss.peak - rss.idle
-    stored = db["builder_media.files"].count_documents({"metadata.role": "original"})
+    stored = images(db, "builder_media").count_documents(IMAGE)
     if status == 0:
         outcome = (f"no answer within {ZIP_CLIENT_SECONDS:.0f} s (the client gave up; the worker goes on "
                    f"until the server is stopped)")

@@ -37,6 +37,7 @@ from avenue.embedded import executable, free_port  # noqa: E402
 from avenue.media.ingest.images import Limits  # noqa: E402
 from avenue.media.store import indexes, originals, storage  # noqa: E402
 from PIL import Image  # noqa: E402
+from tests.support.records import images  # noqa: E402
 
 MODES = {
     "none": ([], {}),
@@ -112,7 +113,8 @@ def run(mode: str, count: int, data: bytes) -> dict[str, float]:
     process = start(folder, port, flags)
     after = pymongo.MongoClient(uri)
     try:
-        present = {doc["_id"] for doc in after.bench["uploads.files"].find({"_id": {"$in": ids}}, {"_id": 1})}
+        stored = images(after.bench, "uploads").find({"_id": {"$in": ids}}, {"_id": 1})
+        present = {doc["_id"] for doc in stored}
     finally:
         after.close()
         os.killpg(process.pid, signal.SIGKILL)

@@ -63,6 +63,7 @@ from avenue.media.ingest.images import Limits  # noqa: E402
 from bson import ObjectId  # noqa: E402
 from PIL import Image  # noqa: E402
 from tests.support.fixtures import location, scene  # noqa: E402
+from tests.support.records import images  # noqa: E402
 
 DB = "avenue_near"
 BUCKET = "builder_media"
@@ -211,7 +212,7 @@ def from_quadrants(quadrants: list[int]) -> int:
 def seed_hashes(db, count: int, batch: int, budget: float, as_if: int) -> list[int]:
     """Insert ``count`` hashed originals, or as many as ``budget`` seconds allow, their band
     values drawn so that each is as frequent as among ``as_if`` uniformly random hashes."""
-    files = db[f"{BUCKET}.files"]
+    records = images(db, BUCKET)
     rng = random.Random(7)
     kept: list[int] = []
     started = time.perf_counter()
@@ -226,7 +227,7 @@ def seed_hashes(db, count: int, batch: int, budget: float, as_if: int) -> list[i
             docs.append({"_id": oid, "metadata": {
                 "role": "original", "owner": "seed", "key": str(oid), "phash": f"{value:016x}",
                 "phash_bands": near_hash.bands(value)}})
-        files.insert_many(docs, ordered=False)
+        records.insert_many(docs, ordered=False)
         if (start // batch) % 50 == 0:
             say(f"seeded {start + len(docs):,} in {time.perf_counter() - started:.0f} s")
         if time.perf_counter() - started > budget:
@@ -243,11 +244,11 @@ def measure_lookup(args, db, rows: list, notes: list) -> int:
     # Only the index the lookup reads (the app's own definition): on the embedded database
     # every other index of a files collection would cut the seeding rate four-fold (pure
     # Python B-trees), and none of them serves this query.
-    db[f"{BUCKET}.files"].create_indexes([i for i in files_indexes() if i.document["name"] == "phash_bands"])
+    images(db, BUCKET).create_indexes([i for i in files_indexes() if i.document["name"] == "phash_bands"])
     started = time.perf_counter()
     kept = seed_hashes(db, args.images, 1000, args.seed_budget, max(args.as_if, args.images))
     seconds = time.perf_counter() - started
-    args.images = db[f"{BUCKET}.files"].estimated_document_count()
+    args.images = images(db, BUCKET).estimated_document_count()
     notes.append(f"seeded {args.images:,} files documents (hash fields only) in {seconds:.0f} s")
     rng = random.Random(11)
     timings: list[float] = []
@@ -262,7 +263,7 @@ def measure_lookup(args, db, rows: list, notes: list) -> int:
         query = {"_id": ObjectId(), "metadata": {"role": "original", "phash": f"{value:016x}",
                                                  "phash_order": order}}
         if n < 20:  # how many documents the $in reads (counted apart, not timed)
-            candidates.append(db[f"{BUCKET}.files"].count_documents(
+            candidates.append(images(db, BUCKET).count_documents(
                 {"metadata.phash_bands": {"$in": near_hash.probes(value, order)}}))
         t0 = time.perf_counter()
         matches = near_duplicates.near(db, BUCKET, query)
@@ -275,7 +276,7 @@ def measure_lookup(args, db, rows: list, notes: list) -> int:
                  f"({found} found their near copy; {sum(candidates) / len(candidates):.0f} candidates read "
                  "per lookup, over the first 20)", f"p99 < {LOOKUP_TARGET_MS:.0f} ms",
                  "met" if p99 < LOOKUP_TARGET_MS else "missed"))
-    explained = db.command("explain", {"find": f"{BUCKET}.files", "filter": {
+    explained = db.command("explain", {"find": images(db, BUCKET).name, "filter": {
         "metadata.phash_bands": {"$in": near_hash.probes(kept[0])}}}, verbosity="queryPlanner")
     plan = str(explained.get("queryPlanner", {}).get("winningPlan", {}))
     notes.append(f"the lookup's plan: {'IXSCAN on phash_bands' if 'phash_bands' in plan else plan[:200]}")
@@ -301,8 +302,8 @@ def seed_candidates(db, bucket: str, value: int, order: str, count: int, seed: i
             "role": "original", "owner": "bench", "key": str(oid), "phash": f"{other:016x}",
             "phash_bands": own}})
     if docs:
-        db[f"{bucket}.files"].insert_many(docs, ordered=False)
-    return db[f"{bucket}.files"].count_documents({"metadata.phash_bands": {"$in": keys}})
+        images(db, bucket).insert_many(docs, ordered=False)
+    return images(db, bucket).count_documents({"metadata.phash_bands": {"$in": keys}})
 
 
 ARMS = ("off", "serial", "beside")

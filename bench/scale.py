@@ -47,6 +47,7 @@ from avenue.auth import service  # noqa: E402
 from avenue.embedded import EmbeddedServer  # noqa: E402
 from bson import ObjectId  # noqa: E402
 from PIL import Image  # noqa: E402
+from tests.support.records import IMAGE, images  # noqa: E402
 
 DB = "avenue_scale"
 TARGET_MS = 300
@@ -330,13 +331,13 @@ def measure_http(args, db, database, folder: Path, seeded: dict, rows: list, not
 
         def newest_cursor(bucket: str, query: dict, position: int) -> str:
             """The cursor of the list item just before ``position`` (newest first)."""
-            doc = next(db[f"{bucket}.files"].find({"metadata.role": "original", **query}, {"uploadDate": 1})
+            doc = next(images(db, bucket).find({**IMAGE, **query}, {"uploadDate": 1})
                        .sort([("uploadDate", -1), ("_id", -1)]).skip(max(0, position - 1)).limit(1))
             return encode_cursor([doc["uploadDate"], doc["_id"]])
 
         n = seeded["products"]
-        uploads_n = db[f"{UPLOADS_BUCKET}.files"].count_documents({"metadata.role": "original"})
-        builder_n = db[f"{BUILDER_BUCKET}.files"].count_documents({"metadata.role": "original"})
+        uploads_n = images(db, UPLOADS_BUCKET).count_documents(IMAGE)
+        builder_n = images(db, BUILDER_BUCKET).count_documents(IMAGE)
         deepest = MAX_OFFSET // 20  # ?page=N answers up to MAX_OFFSET items, then 400 (use ?after=)
         lists: list[tuple[str, str, dict]] = [
             ("products, page 1", "/api/shop/products?per_page=20", {}),

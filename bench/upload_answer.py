@@ -53,6 +53,7 @@ from avenue.media.serve import route  # noqa: E402
 from bson import ObjectId  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402
 from tests.support.fixtures import location  # noqa: E402
+from tests.support.records import record  # noqa: E402
 from tests.support.tokens import issue  # noqa: E402
 
 from data import with_comment  # noqa: E402
@@ -167,7 +168,7 @@ class App:
                     with self.app.app_context():
                         from avenue.db import get_db
 
-                        doc = get_db()[f"{Buckets.UPLOADS}.files"].find_one({"_id": ObjectId(body["id"])})
+                        doc = record(get_db(), Buckets.UPLOADS, ObjectId(body["id"]))
                     listed = doc["metadata"]["variants"][name][formats[str(image.format)]]
                     if hashlib.sha256(response.data).hexdigest() != listed.get("sha256"):
                         problems.append(f"{url}: not the bytes the original lists")
