@@ -179,10 +179,10 @@ def test_an_ordinary_logo_still_draws_within_the_default_deadline(client, editor
 
 
 def test_a_draw_past_its_deadline_kills_its_helper_and_the_next_draw_gets_a_fresh_one():
-    started = time.monotonic()
+    # DrawTimedOut comes only from the kill (the drawing alone takes about 6 s); no bound on
+    # the wall clock, which a loaded machine stretches (the deadline is the helper's CPU time).
     with pytest.raises(svgdraw.DrawTimedOut):
         svgdraw.draw(slow_svg(), 1.0, 0.5, svgdraw.footprint(1600, 1280))
-    assert time.monotonic() - started < 5
     width, height, pixels = svgdraw.draw(LOGO, 0.1, 5, svgdraw.footprint(160, 80))
     assert (width, height, len(pixels)) == (160, 80, 160 * 80 * 4)
 
