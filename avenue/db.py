@@ -241,7 +241,7 @@ COLLECTION_INDEXES: dict[str, list[IndexModel]] = {
 # unsharded", with the reason. A unique index can only be enforced on a sharded collection
 # when the shard key is a prefix of it; tests/api/test_sharding.py checks every unique index the
 # app creates against these keys, and that every upsert on a sharded collection names its key.
-# Bucket collections are matched by suffix (".files", ".chunks").
+# Bucket collections are matched by suffix (".files", ".chunks", ".images").
 SHARD_KEYS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     PRODUCTS: (("sku",), "every product write selects by sku; unique sku"),
     PAGES: (("slug",), "every page write selects by slug; unique slug"),
@@ -250,12 +250,15 @@ SHARD_KEYS: dict[str, tuple[tuple[str, ...] | None, str]] = {
                                    "ascending ObjectIds put new chunks on one shard (docs/production.md)"),
     ".files": (None, "the unique dedupe key (metadata.key) and lookups by _id cannot share one "
                      "shard key; ~1 KB a file, 10 M files is ~10 GB on the primary shard"),
+    ".images": (None, "the image records (avenue/media/records.py): the unique dedupe key "
+                      "(metadata.key) and lookups by _id cannot share one shard key, as .files"),
     USERS: (None, "small; unique email"),
     API_TOKENS: (None, "small; unique token hash"),
     LEGACY_PATHS: (None, "one document per legacy file, written once by import-legacy"),
     RATE_LIMITS: (None, "small and short-lived (TTL)"),
     "media_deletions": (None, "small and short-lived (TTL)"),
     "cdn_purges": (None, "the purge outbox: small and short-lived (TTL)"),
+    "media_layout": (None, "one document: the layout the buckets are written in (media/store/layout.py)"),
     "ops_locks": (None, "a lease document per ops command"),
     "ops_checkpoints": (None, "where an unfinished fsck stopped"),
     "status_reports": (None, "the status sweep's result and checkpoint: one document"),

@@ -113,6 +113,13 @@ class DatabaseUnavailable(AvenueError):
     status, code = 503, "database_unavailable"
 
 
+class StoreNotMigrated(AvenueError):
+    """The database holds images in a layout older than this version's: the app does not start
+    on it until ops runs the migration the message names (avenue/media/store/layout.py)."""
+
+    status, code = 503, "store_not_migrated"
+
+
 class ErrorDetail(BaseModel):
     """What went wrong: a code to act on and a message to show; some errors add details of
     their own (retry_after, index, field, minimum, maximum...)."""

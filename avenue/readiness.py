@@ -19,7 +19,7 @@ from pymongo.errors import PyMongoError
 from avenue import audit
 from avenue.auth import service
 from avenue.db import get_mongo
-from avenue.errors import AvenueError
+from avenue.errors import AvenueError, StoreNotMigrated
 
 #: What answers without the preparation: the probes; the media route (it answers from its
 #: cache and maps its own database errors); /metrics (its deployment part reads the database
@@ -53,6 +53,12 @@ def prepare_at_start(app: Flask) -> bool:
     /readyz with 503): the first request that needs the database tries again."""
     try:
         prepare(app)
+    except StoreNotMigrated as error:
+        # A store in an older layout (avenue/media/store/layout.py): this version does not start
+        # on it. Every request but the probes' answers 503 with this message, /readyz too, so a
+        # deploy's health check keeps the old version serving until ops runs the migration.
+        app.logger.critical("%s", error.message)
+        return False
     except PyMongoError as error:
         app.logger.warning("the database did not answer as this worker started (%s): the indexes and "
                            "the bootstrap admin wait for the first request that needs it",

@@ -84,8 +84,9 @@ BUILDER_BUCKET = "builder_media"
 SEED_FOLDERS = ("/home", "/home/hero", "/summer", "/summer/banners", "/blog")  # as the app keeps them
 
 
-def template(db, bucket: str, **store_kwargs) -> tuple[dict, list[dict]]:
-    """A real stored original and its 8 variant files documents (the shapes to copy)."""
+def template(db, bucket: str, **store_kwargs) -> tuple[dict, list[dict], dict]:
+    """A real stored image: its record, its 8 variant files documents and the files document
+    of its bytes (the shapes to copy)."""
     from avenue.media.store.originals import store
 
     doc = store(db, bucket, small_jpeg(len(bucket)), filename="template.jpg", **store_kwargs).doc
@@ -94,15 +95,15 @@ def template(db, bucket: str, **store_kwargs) -> tuple[dict, list[dict]]:
     variants = list(db[f"{bucket}.files"].find({"_id": {"$in": ids}}))
     if len(variants) != 8:
         raise RuntimeError(f"the {bucket} template has {len(variants)} variant files, not 8")
-    return doc, variants
+    return doc, variants, db[f"{bucket}.files"].find_one({"_id": doc["_id"]})
 
 
-def image_docs(shape: tuple[dict, list[dict]], n: int, scope: str, payload: bytes,
+def image_docs(shape: tuple[dict, list[dict], dict], n: int, scope: str, payload: bytes,
                when: dt.datetime) -> tuple[dict, list[dict]]:
-    """One seeded image: its original files document and its 9 files documents in all."""
+    """One seeded image: its record and its 9 files documents (8 variants, its bytes)."""
     from avenue.media.store.originals import dedupe_key
 
-    original, variants = shape
+    original, variants, own = shape
     by_id = {v["_id"]: v for v in variants}
     fid = ObjectId()
     digest = hashlib.sha256(fid.binary).hexdigest()  # a distinct source per image (the dedupe key)
@@ -124,7 +125,9 @@ def image_docs(shape: tuple[dict, list[dict]], n: int, scope: str, payload: byte
         metadata["tags"] = ["seeded", f"t{n % 50}"]
     doc = {**original, "_id": fid, "length": len(payload), "uploadDate": when, "filename": f"seed-{n}.jpg",
            "metadata": metadata}
-    docs.append(doc)
+    own_meta = {**own["metadata"], "key": f"{fid}/original", "original_id": fid, "sha256": stored}
+    docs.append({**own, "_id": fid, "length": len(payload), "uploadDate": when, "filename": f"seed-{n}.jpg",
+                 "metadata": own_meta})
     return doc, docs
 
 
@@ -144,18 +147,19 @@ def seed(db, seconds: float, min_files: int, batch_images: int, owner: str, say)
     }
     payload = b"\xff\xd8seed\xff\xd9"
     started = time.monotonic()
-    images = products = files = 0
+    seeded = products = files = 0
     per_bucket: dict[str, int] = {}
     base = dt.datetime.now(dt.UTC) - dt.timedelta(days=365)
     while time.monotonic() - started < seconds or files < min_files:
-        by_bucket: dict[str, tuple[list[dict], list[dict]]] = {}
+        by_bucket: dict[str, tuple[list[dict], list[dict], list[dict]]] = {}
         product_docs, refs = [], []
         for _ in range(batch_images):
-            bucket, scope, shape = shapes[MIX[images % len(MIX)]]
+            bucket, scope, shape = shapes[MIX[seeded % len(MIX)]]
             # Spread over a year, one second apart: dates sort like real uploads do.
-            doc, docs = image_docs(shape, images, scope, payload, base + dt.timedelta(seconds=images))
-            file_docs, chunk_docs = by_bucket.setdefault(bucket, ([], []))
+            doc, docs = image_docs(shape, seeded, scope, payload, base + dt.timedelta(seconds=seeded))
+            file_docs, chunk_docs, record_docs = by_bucket.setdefault(bucket, ([], [], []))
             file_docs.extend(docs)
+            record_docs.append(doc)
             chunk_docs.extend({"files_id": d["_id"], "n": 0, "data": payload} for d in docs)
             if bucket == BUCKET:
                 refs.append(image_ref(doc))
@@ -164,11 +168,13 @@ def seed(db, seconds: float, min_files: int, batch_images: int, owner: str, say)
                                          "images": refs, "created_at": doc["uploadDate"],
                                          "updated_at": doc["uploadDate"]})
                     products, refs = products + 1, []
-            images += 1
-        for bucket, (file_docs, chunk_docs) in by_bucket.items():
+            seeded += 1
+        for bucket, (file_docs, chunk_docs, record_docs) in by_bucket.items():
             db[f"{bucket}.chunks"].insert_many(chunk_docs, ordered=False)
             db[f"{bucket}.files"].insert_many(file_docs, ordered=False)
-            media_counters.record(db, bucket, media_counters.figures(file_docs, chunks=len(chunk_docs)))
+            images(db, bucket).insert_many(record_docs, ordered=False)  # the records last, as the app
+            media_counters.record(db, bucket, media_counters.figures(file_docs + record_docs,
+                                                                     chunks=len(chunk_docs)))
             files += len(file_docs)
             per_bucket[bucket] = per_bucket.get(bucket, 0) + len(file_docs)
         if product_docs:
@@ -180,9 +186,9 @@ def seed(db, seconds: float, min_files: int, batch_images: int, owner: str, say)
             db[product_counters.COLLECTION].update_one({"_id": product_counters.PRODUCTS_ID},
                                                        {"$inc": {**sums, "version": 1}}, upsert=True)
         elapsed = time.monotonic() - started
-        say(f"seeded {images:,} images ({files:,} files documents) in {elapsed:.0f} s "
+        say(f"seeded {seeded:,} images ({files:,} files documents) in {elapsed:.0f} s "
             f"({files / max(elapsed, 1e-9):,.0f} files documents/s)")
-    return {"images": images, "products": products, "files": files + 27, "per_bucket": per_bucket,
+    return {"images": seeded, "products": products, "files": files + 27, "per_bucket": per_bucket,
             "seconds": time.monotonic() - started}
 
 

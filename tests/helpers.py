@@ -147,11 +147,11 @@ def image_bytes(relative: str) -> bytes:
 
 
 def bucket_snapshot(db) -> dict:
-    """Every GridFS collection's document count: what "nothing was stored" compares."""
+    """Each bucket collection's document count (records, files, chunks): "nothing was stored"."""
     from avenue.media.buckets import BUCKETS
 
     return {f"{b}.{part}": db[f"{b}.{part}"].count_documents({})
-            for b in BUCKETS.values() for part in ("files", "chunks")}
+            for b in BUCKETS.values() for part in ("files", "chunks", "images")}
 
 
 def swept(app) -> dict:

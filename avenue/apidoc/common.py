@@ -55,7 +55,9 @@ ERROR_MEANINGS = {
     460: "A tus PATCH whose bytes do not match its Upload-Checksum (nothing of it was kept).",
     501: "A Transfer-Encoding other than chunked (the app server's own answer).",
     503: "Database down, not answering in time, or reporting trouble of its own (an internal error, a full "
-         "disk, a shutdown: `database_unavailable`), or the server busy; Retry-After says when to try again.",
+         "disk, a shutdown: `database_unavailable`), or the server busy; Retry-After says when to try again. "
+         "`store_not_migrated`: the database holds images stored before this version's layout; ops runs "
+         "the command the message names (production.md, \"Upgrade notes\").",
 }
 
 

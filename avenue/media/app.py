@@ -38,7 +38,7 @@ from avenue.media.upkeep import backfill_near_duplicates as near
 from avenue.media.upkeep import backfill_placeholders as placeholders
 from avenue.media.upkeep import backup as archive
 from avenue.media.upkeep import fsck as check
-from avenue.media.upkeep import gc, legacy, recount, stale
+from avenue.media.upkeep import gc, legacy, migrate, recount, stale
 from avenue.paging import Listed
 
 #: Where ``init_app`` keeps the app's :class:`AppMedia` in ``app.extensions``.
@@ -159,6 +159,11 @@ class Maintenance:
                       **options: Any) -> legacy.ImportReport:
         return legacy.import_legacy(self.media.db, root, media=self.media.core, limits=limits, **options)
 
+    def migrate_layout(self, **options: Any) -> migrate.MigrateReport:
+        """A store written before layout 2 converted (upkeep/migrate.py): its records moved to
+        ``<bucket>.images``, every ``.files`` document a whole GridFS file."""
+        return migrate.migrate(self.media.db, **options)
+
     def redirect_target(self, path: str) -> Image | None:
         """The image a legacy upload path now is (the import's redirects)."""
         return legacy.redirect_target(self.media.db, path, self.media.core)
@@ -214,8 +219,12 @@ class Figures:
         return scan.has_chunk_index(self.db, bucket)
 
     def existing_ids(self, bucket: str, ids: Iterable[Any]) -> set[Any]:
-        """Which of ``ids`` name a files document of ``bucket``."""
+        """Which of ``ids`` name a GridFS file of ``bucket`` (a variant, an image's bytes)."""
         return scan.existing_ids(self.db, bucket, ids)
+
+    def existing_images(self, bucket: str, ids: Iterable[Any]) -> set[Any]:
+        """Which of ``ids`` name an image record of ``bucket``."""
+        return scan.existing_images(self.db, bucket, ids)
 
     def originals_newest_first(self, bucket: str, after: list[Any] | None, batch: int) -> Iterator[Document]:
         """``bucket``'s originals newest first, after ``[uploadDate, _id]`` ``after``, ``batch``

@@ -12,7 +12,8 @@ the API's background run. Ops and status import from here or from ``avenue.media
 
 - :class:`Maintenance`: the jobs, run through the app's media (:attr:`AppMedia.maintenance`:
   gc, fsck and its repair, backup and restore, the re-render of what is stale, the backfills,
-  the legacy import and its redirects, the rendition budget's eviction), each answering a
+  the legacy import and its redirects, the rendition budget's eviction, the migration of a
+  store written before layout 2), each answering a
   report (``summary()``, ``summary_line()``) that ops prints; the class holds the reports ops
   annotates, gc's default grace and the buckets a re-render may name;
 - :class:`Figures`: what status and monitoring read (``AppMedia.figures``, or ``Figures(db)``):

@@ -21,16 +21,15 @@ SOURCE = "source"
 Document = dict[str, Any]
 
 # Where a bucket's image records live, named in this one place. An image's record (its id,
-# names, versions, edits, variants, folder, tags) is its original's files document in
-# ``<bucket>.files`` (``metadata.role: "original"``), beside the bucket's other GridFS files:
-# its variants and the bytes of images replaced in place. Every read or write whose subject is
-# image records goes through these names, so the records can move to a collection of their own.
-IMAGE: dict[str, Any] = {"metadata.role": "original"}  # selects the records among the documents
+# names, versions, edits, variants, folder, tags: shaped as a files document, role "original")
+# is in ``<bucket>.images``, apart from the GridFS files of ``<bucket>.files`` (its bytes, its
+# variants), so every document there is a whole GridFS file and stock tools read each one.
+IMAGE: dict[str, Any] = {"metadata.role": "original"}  # every record's role
 
 
 def images_name(bucket: str) -> str:
     """The name of the collection holding ``bucket``'s image records."""
-    return f"{bucket}.files"
+    return f"{bucket}.images"
 
 
 def images(db: Database[Document], bucket: str) -> Collection[Document]:
@@ -355,28 +354,18 @@ def variant_key(original_id: Any, name: str, fmt: str, version: str = "") -> str
     return f"{owner}/{name}.{fmt}"
 
 
-def own_sha256(doc: Mapping[str, Any]) -> str | None:
-    """The SHA-256 recorded for a files document's *own* bytes, to check them against: none for
-    an original replaced in place (no chunks of its own; ``metadata.content``'s file holds its
-    bytes, and that file's own SHA-256 is checked as any other's)."""
-    meta = doc.get("metadata") or {}
-    return None if meta.get("content") else meta.get("sha256")
-
-
 def own_length(doc: Mapping[str, Any]) -> int:
-    """How many bytes a files document's *own* chunks hold: its ``length``, but 0 for an
-    original replaced in place, whose ``length`` is its bytes' length while ``metadata.content``'s
-    file holds them (so that a stock GridFS read of the image's own file fails, ``CorruptGridFile``,
-    rather than read it as empty: store/replace.py). What counts, checks or copies chunks
-    goes by this, never by ``length``."""
+    """How many bytes a head written before the records moved out of ``.files`` holds in its
+    own chunks (a backup's, a store to migrate): its ``length``, but 0 when it was replaced in
+    place (``metadata.content``'s file holds its bytes, and its ``length`` is theirs)."""
     if (doc.get("metadata") or {}).get("content"):
         return 0
     return int(doc.get("length") or 0)
 
 
 def content_length(doc: Mapping[str, Any]) -> int:
-    """The ``length`` an original's files document has: its bytes' length, wherever they are
-    (its own chunks, or ``metadata.content``'s file once replaced in place)."""
+    """The length of an image's bytes by its record (or a head written before the records
+    moved): wherever they are, its own id's file or ``metadata.content``'s."""
     content = (doc.get("metadata") or {}).get("content") or {}
     return int(content.get("length", doc.get("length") or 0))
 

@@ -24,7 +24,7 @@ from avenue.media.records import Document
 from avenue.media.references import Owner
 from avenue.media.serve import frontdoor, route
 from avenue.media.serve.http import Headers
-from avenue.media.store import deliveries, indexes, renditions
+from avenue.media.store import deliveries, indexes, layout, renditions
 from avenue.metrics import AnswerLog
 
 __all__ = [
@@ -51,8 +51,11 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
 
 def index_setups(delivery_days: int) -> list[Callable[[Database[Document]], None]]:
     """The media core's index setups, for ``db.init_app``: the buckets' and the collections'
-    (store/indexes.py), and the delivery numbers' kept ``delivery_days`` (store/deliveries.py)."""
-    return [indexes.ensure_indexes, lambda db: deliveries.ensure_indexes(db, delivery_days)]
+    (store/indexes.py), and the delivery numbers' kept ``delivery_days`` (store/deliveries.py).
+    First the layout's check (store/layout.py): on a store not migrated to this version's
+    layout it raises ``StoreNotMigrated``, so no request, worker or command goes past it."""
+    return [layout.ensure_current, indexes.ensure_indexes,
+            lambda db: deliveries.ensure_indexes(db, delivery_days)]
 
 
 class Route:

@@ -1,5 +1,6 @@
 """The operations commands: ``flask --app avenue <command>``: import-legacy, gc, fsck, backup,
-restore, placeholders, near-duplicates (``likeness``, its deprecated old name), rerender.
+restore, placeholders, near-duplicates (``likeness``, its deprecated old name), rerender,
+migrate-media.
 
 Thin: parse options, call one job with the app's database (the media package's, through its
 maintenance door; backup and restore through avenue/ops/backup.py, which adds the accounts, and
@@ -29,7 +30,7 @@ from pymongo.errors import PyMongoError
 from avenue import audit, opsruns, status
 from avenue.clock import now
 from avenue.db import Document, get_db, get_mongo
-from avenue.errors import AvenueError
+from avenue.errors import AvenueError, StoreNotMigrated
 from avenue.media import AppMedia, Limits, Media
 from avenue.media.maintenance import Maintenance
 from avenue.ops import backup as backup_module
@@ -108,7 +109,10 @@ def _emit(report: _Report, as_json: bool, quiet: bool, lines: list[str]) -> None
 
 
 def _prepare_database() -> Database[Document]:
-    get_mongo().ensure_indexes()
+    try:
+        get_mongo().ensure_indexes()
+    except StoreNotMigrated as error:  # the layout's check (avenue/media/store/layout.py)
+        fail(error.message)
     return get_db()
 
 
@@ -320,7 +324,8 @@ def fsck(repair: bool, since: dt.datetime | None, resume: bool, as_json: bool, q
     _emit(report, as_json, quiet, lines)
     remaining = report.remaining.problem_count if report.remaining is not None else report.problem_count
     _record_run("fsck", started, ok=report.ok,
-                counts={"files_checked": report.files_checked, "bytes_checked": report.bytes_checked,
+                counts={"files_checked": report.files_checked, "images_checked": report.images_checked,
+                        "bytes_checked": report.bytes_checked,
                         "problems": report.problem_count, "repairs": len(report.repairs),
                         "problems_remaining": remaining,
                         "pending_variants": final.state_counts.get("pending_variant", 0)})
@@ -413,6 +418,49 @@ def restore(file: str, force: bool, as_json: bool, quiet: bool) -> None:
         sys.exit(1)
 
 
+@click.command("migrate-media")
+@click.option("--dry-run", is_flag=True, help="Change nothing; count what a real run would migrate.")
+@json_option
+@quiet_option
+@with_appcontext
+def migrate_media(dry_run: bool, as_json: bool, quiet: bool) -> None:
+    """Convert a store written before media layout 2: move each image's record out of
+    <bucket>.files into <bucket>.images, so every .files document is a whole GridFS file.
+
+    Run it with the app stopped, before starting the new version (which refuses an unmigrated
+    store). Resumable: run it again after any interruption; a run on a migrated store changes
+    nothing."""
+    started = now()
+    db = get_db()  # not _prepare_database: the indexes' setup refuses an unmigrated store
+    try:
+        with Progress(quiet or as_json) as progress, exclusive(db, "migrate-media"):
+            report = _media().maintenance.migrate_layout(dry_run=dry_run, progress=progress)
+            if not dry_run and report.migrated:
+                audit.record(db, "media_layout_migrated", actor={"via": "cli"}, records=report.migrated,
+                             buckets={bucket: counts for bucket, counts in report.counts.items()
+                                      if counts["records"]},
+                             missing_content=len(report.missing_content))
+        if not dry_run:
+            get_mongo().ensure_indexes()  # the records' indexes, now that the layout is current
+    except Held as held:
+        fail(held.message)
+    except PyMongoError as error:
+        fail(f"migrate-media stopped: {error}; run it again to resume")
+    verb = "would migrate" if dry_run else "migrated"
+    lines = [f"{verb} {bucket}: {counts['records']} records ({counts['bytes_files']} heads became "
+             f"their bytes' file, {counts['heads_removed']} chunkless heads removed, "
+             f"{counts['lengths_set']} lengths set)"
+             for bucket, counts in report.counts.items() if counts["records"]]
+    lines += [f"{e['bucket']} {e['id']}: the file holding its bytes ({e['content_id']}) does not exist"
+              for e in report.missing_content]
+    _emit(report, as_json, quiet, lines)
+    if not dry_run:
+        _record_run("migrate-media", started, ok=True,
+                    counts={"migrated": report.migrated, "missing_content": len(report.missing_content)})
+        if report.migrated:
+            _refresh_status_reports(quiet or as_json)
+
+
 @click.command("rerender")
 @click.option("--dry-run", is_flag=True, help="Change nothing; list what would be re-rendered or removed.")
 @click.option("--bucket", "buckets", multiple=True, type=click.Choice(Maintenance.RERENDER_BUCKETS),
@@ -451,4 +499,4 @@ def rerender(dry_run: bool, buckets: tuple[str, ...], limit: int | None, cpu_sha
 
 
 COMMANDS = (import_legacy, gc, fsck, backup, restore, placeholders, near_duplicates, near_duplicates_old_name,
-            rerender)
+            rerender, migrate_media)

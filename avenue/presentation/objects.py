@@ -248,7 +248,7 @@ class UnusedImage(ImageObject):
 
 
 def image_ref(doc: dict[str, Any]) -> dict[str, Any]:
-    """The reference a product stores for the original whose files document is ``doc``."""
+    """The reference a product stores for the image whose record is ``doc``."""
     return Image.from_files_doc("", doc).ref()
 
 

@@ -14,11 +14,11 @@ How it stays bounded at any size:
   cursor after it. (One cursor, not a query per batch: the embedded database materialises
   every index entry a query's bounds match before it limits, which made a query per batch
   quadratic there.) No batch holds more than ``batch`` documents. The cross checks are per
-  batch, against indexes: the batch's referenced file ids with an ``$in`` on the files'
-  ``_id``, the batch's originals with an ``$in`` on the products' ``images.id`` index and the
-  legacy paths' ``{bucket, file_id}`` index, the batch's listed variant ids on ``_id`` (each
-  ``$in`` at most :data:`IN_BATCH` ids: the embedded database's cost grows with the square of an
-  ``$in``'s length). No set of every id exists.
+  batch, against indexes: the batch's referenced image ids with an ``$in`` on the image
+  records' ``_id``, the batch's originals with an ``$in`` on the products' ``images.id`` index
+  and the legacy paths' ``{bucket, file_id}`` index, the batch's listed variant ids on the
+  files' ``_id`` (each ``$in`` at most :data:`IN_BATCH` ids: the embedded database's cost
+  grows with the square of an ``$in``'s length). No set of every id exists.
 - What it keeps between batches is counts and lists cut at :data:`LIST_LIMIT` entries.
 
 Phases, in order: ``products`` (products: reference totals, legacy references, references to
@@ -165,6 +165,12 @@ def _existing(db: Database[Document], ids: list[Any]) -> set[Any]:
     return Figures(db).existing_ids(Buckets.PRODUCTS, ids)
 
 
+def _existing_images(db: Database[Document], ids: list[Any]) -> set[Any]:
+    """Which of ``ids`` name an image of the products bucket: its record (``$in`` on ``_id``),
+    not the file under its id (an image replaced in place keeps its id, not that file)."""
+    return Figures(db).existing_images(Buckets.PRODUCTS, ids)
+
+
 def _products(refs: Referrers) -> References:
     """The owner of the products the sweep reads (the shop's, avenue/shop/references.py)."""
     return refs.of("products")
@@ -176,8 +182,8 @@ def documents(db: Database[Document], settings: Settings, phase: str, after: Any
 
     - ``products``: every product by ``_id``, as its owner in ``refs`` walks them (``name``:
       the sku);
-    - ``files``: only the products bucket's originals, newest first, after the last one's
-      ``[uploadDate, _id]`` (their 8 variants each, nine tenths of the files documents, are
+    - ``files``: only the products bucket's originals (its image records), newest first, after
+      the last one's ``[uploadDate, _id]`` (their 8 variants each, files of the bucket, are
       checked through the original's list, never read one by one);
     - ``legacy``: the old uploads folder's files by path (``{"_id": parts, "size": bytes}``).
 
@@ -214,7 +220,7 @@ def _products_batch(db: Database[Document], state: dict[str, Any], docs: list[di
                 _add(state[kind], {"sku": product.get("name"), "reference": entry})
             elif isinstance(entry, dict) and "id" in entry:
                 refs.append((_as_oid(entry["id"]), product.get("name"), entry.get("filename")))
-    present = _existing(db, [file_id for file_id, _, _ in refs if file_id is not None])
+    present = _existing_images(db, [file_id for file_id, _, _ in refs if file_id is not None])
     for file_id, sku, filename in refs:
         if file_id not in present:
             _add(state["missing_files"], {"sku": sku, "reference": str(file_id), "filename": filename})
@@ -268,6 +274,8 @@ def _files_batch(db: Database[Document], refs: Referrers, state: dict[str, Any],
         redirected.update(doc.get("file_id") for doc in db[LEGACY_PATHS].find(
             {"bucket": Buckets.PRODUCTS, "file_id": {"$in": part}}, {"_id": 0, "file_id": 1}))
     for doc in orphans:
+        # A record's length is its current bytes' (the file metadata.content names, else the
+        # one under its id), as an upload and a replace write it.
         state["orphans"]["bytes"] += int(doc.get("length") or 0)
         state["orphans"]["legacy_redirects"] += doc["_id"] in redirected
         _add(state["orphans"], {"id": str(doc["_id"]), "filename": doc.get("filename"),

@@ -19,8 +19,8 @@ from avenue.media import Buckets
 from avenue.ops import backup as backup_module
 from avenue.presentation.objects import image_ref
 from tests.helpers import image_bytes
+from tests.support import records
 from tests.support.gridfs_files import CHUNK_SIZE, file_bytes, put_file
-from tests.support.records import record
 from tests.support.stored import stored
 
 
@@ -35,7 +35,7 @@ def populate(db, auth) -> None:
     stored(db, Buckets.TEMP, image_bytes("good/tiny_1x1.png"), filename="t.png",
            expires_at=clock_now())
     put_file(db, Buckets.UPLOADS, os.urandom(CHUNK_SIZE + 5), filename="two-chunks.bin",
-             metadata={"role": "original", "key": "raw", "sha256": None})
+             metadata={"key": "raw", "sha256": None})
     now = clock_now()
     db.shop_products.insert_one({"sku": "AV-1", "name": "Uno", "price": 1000, "images": [image_ref(product)],
                                  "created_at": now, "updated_at": now})
@@ -55,6 +55,12 @@ def files_state(db) -> dict:
             data = file_bytes(db, bucket, doc)
             state[(bucket, doc["_id"])] = (doc, hashlib.sha256(data).hexdigest(), len(data))
     return state
+
+
+def records_state(db) -> dict:
+    """Every image record, per bucket."""
+    return {(bucket, doc["_id"]): doc for bucket in Buckets.BY_ALIAS.values()
+            for doc in records.images(db, bucket).find()}
 
 
 def documents(db, name: str) -> list[dict]:
@@ -87,6 +93,7 @@ def test_a_backup_restores_the_same_ids_bytes_metadata_and_documents(db, auth, r
     result = runner.invoke(args=["backup", str(archive)])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1].startswith("backup: 37 files")
+    assert ", 4 images, " in result.stdout.splitlines()[-1]
     assert not (tmp_path / "avenue.tar.partial").exists()
 
     restored = invoke(target, "restore", str(archive), "--json")
@@ -96,6 +103,7 @@ def test_a_backup_restores_the_same_ids_bytes_metadata_and_documents(db, auth, r
     other = target_db(target)
 
     assert files_state(other) == files_state(db)
+    assert len(records_state(db)) == 4 and records_state(other) == records_state(db)
     for name in ("shop_products", "page_content", "legacy_paths"):
         assert documents(other, name) == documents(db, name)
     # Users come back without their password hash, API tokens not at all.
@@ -170,7 +178,7 @@ def test_a_damaged_file_in_the_archive_is_refused_and_the_rest_restored(db, targ
     assert [f["id"] for f in report.failures] == [str(raw["_id"])]
     assert other[f"{Buckets.UPLOADS}.files"].find_one({"_id": raw["_id"]}) is None
     assert other[f"{Buckets.UPLOADS}.chunks"].count_documents({"files_id": raw["_id"]}) == 0
-    assert record(other, Buckets.PRODUCTS, good["_id"]) is not None
+    assert other[f"{Buckets.PRODUCTS}.files"].find_one({"_id": good["_id"]}) is not None
 
 
 def test_a_truncated_archive_is_reported_and_leaves_no_half_file(db, target, tmp_path, media_core):
@@ -254,6 +262,58 @@ def test_an_archive_of_version_1_still_restores(db, auth, target, media_core):
     report = backup_module.restore(other, io.BytesIO(old), media=media_core)
     assert report.ok and report.complete_archive
     assert files_state(other) == files_state(db)
+    assert records_state(other) == records_state(db)
+
+
+def as_before_the_records(archive: bytes) -> bytes:
+    """``archive`` as version 2 wrote it, before the image records moved out of ``.files``: an
+    image's record was the files document of its bytes (``role: original``), no ``images/``."""
+    from bson import json_util
+
+    found = {}
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r") as old:
+        for member in old:
+            if member.name.startswith("images/"):
+                bucket = member.name[len("images/"):-len(".jsonl")]
+                for line in old.extractfile(member).read().splitlines():
+                    doc = json_util.loads(line)
+                    found[(bucket, str(doc["_id"]))] = line
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r") as old, \
+            tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as new:
+        for member in old:
+            data = old.extractfile(member).read()
+            if member.name.startswith("images/"):
+                continue
+            if member.name == "manifest.json":
+                data = json.dumps({**json.loads(data), "version": 2}).encode()
+            if member.name == "counts.json":
+                data = json.dumps({k: v for k, v in json.loads(data).items() if k != "images"}).encode()
+            if member.name.startswith("files/") and member.name.endswith(".json"):
+                entry = json.loads(data)
+                record = found.get((entry["bucket"], str(json_util.loads(json.dumps(entry["file"]))["_id"])))
+                if record is not None:
+                    entry["file"] = json.loads(record)
+                    data = json.dumps(entry).encode()
+            member.size = len(data)
+            new.addfile(member, io.BytesIO(data))
+    return out.getvalue()
+
+
+def test_an_archive_made_before_the_records_moved_out_restores_into_images(db, auth, target, media_core):
+    populate(db, auth)
+    buffer = io.BytesIO()
+    backup_module.backup(db, buffer, media=media_core)
+    old = as_before_the_records(buffer.getvalue())
+    with tarfile.open(fileobj=io.BytesIO(old), mode="r") as tar:
+        assert not [name for name in tar.getnames() if name.startswith("images/")]
+    other = target_db(target)
+    report = backup_module.restore(other, io.BytesIO(old), media=media_core)
+    assert report.ok and report.complete_archive
+    # Each original's files document is its record again, and its chunks the file of its bytes.
+    assert records_state(other) == records_state(db)
+    assert files_state(other) == files_state(db)
+    assert not other[f"{Buckets.PRODUCTS}.files"].find_one({"metadata.role": "original"})
 
 
 def test_the_archive_is_streamed_in_constant_memory(db, target, media_core):

@@ -137,9 +137,7 @@ def replace_with(app, db, doc, name: str) -> dict:
         upload = Library.Upload(name.split("/")[-1], image_bytes(name))
         replaced = AppMedia.on(db).library(Buckets.PRODUCTS).replace(doc["_id"], upload)
     assert replaced is not None and replaced.changed
-    after = record(db, Buckets.PRODUCTS, doc["_id"])
-    assert after is not None, doc["_id"]
-    return after
+    return record(db, Buckets.PRODUCTS, doc["_id"])
 
 
 def test_after_a_replace_each_version_is_counted_apart_under_the_name_it_was_served_by(

@@ -64,15 +64,15 @@ def test_pictures_alike_at_thumb_size_but_not_at_full_size_are_not_exact_duplica
     base, dotted = dotted_pair()
     first = media(client, editor, encoded(base), "label.png")
     other = media(client, editor, encoded(dotted), "label-dotted.png")
-    records = images(db, Buckets.BUILDER)
-    thumb_key = [records.find_one({"_id": ObjectId(i)})["metadata"]["pixels_sha256"]
+    files = images(db, Buckets.BUILDER)
+    thumb_key = [files.find_one({"_id": ObjectId(i)})["metadata"]["pixels_sha256"]
                  for i in (first["id"], other["id"])]
     assert thumb_key[0] == thumb_key[1]  # the candidates the thumb finds
     assert groups(client, editor) == []
     again = media(client, editor, encoded(base, "saved again"), "label-again.png")
     [group] = groups(client, editor)
     assert [image["id"] for image in group["images"]] == [first["id"], again["id"]]
-    keys = {i: records.find_one({"_id": ObjectId(i)})["metadata"]["pixels_full_sha256"]
+    keys = {i: files.find_one({"_id": ObjectId(i)})["metadata"]["pixels_full_sha256"]
             for i in (first["id"], other["id"], again["id"])}
     assert keys[first["id"]] == keys[again["id"]] != keys[other["id"]]
 
@@ -126,7 +126,7 @@ def test_duplicates_paging_refuses_numbered_pages_and_foreign_cursors(client, ed
 def test_the_backfill_groups_images_stored_before_the_pixel_hash(client, editor, db, runner):
     first, second = twins(client, editor)
     images(db, Buckets.BUILDER).update_many({}, {"$unset": {"metadata.pixels_sha256": "",
-                                                            "metadata.exact_group": ""}})
+                                                         "metadata.exact_group": ""}})
     assert groups(client, editor) == []
     result = runner.invoke(args=["near-duplicates"])
     assert result.exit_code == 0, result.output
@@ -138,7 +138,7 @@ def test_the_backfill_splits_a_group_linked_on_the_thumb_alone(client, editor, d
     """A group linked before the full-resolution key (the thumb's alone) is checked: the
     picture whose full-size pixels differ leaves it, the re-save stays; a rerun changes nothing."""
     first, other, again = linked_on_the_thumb(client, editor, db)
-    records = images(db, Buckets.BUILDER)
+    files = images(db, Buckets.BUILDER)
     ids = [ObjectId(i["id"]) for i in (first, other, again)]
     assert [sorted(i["id"] for i in g["images"]) for g in groups(client, editor)] == \
         [sorted(str(i) for i in ids)]
@@ -146,7 +146,7 @@ def test_the_backfill_splits_a_group_linked_on_the_thumb_alone(client, editor, d
     assert result.exit_code == 0, result.output
     assert '"split": 1' in result.output
     assert [[i["id"] for i in g["images"]] for g in groups(client, editor)] == [[first["id"], again["id"]]]
-    assert records.find_one({"_id": ids[1]})["metadata"]["exact_group"] is None
+    assert files.find_one({"_id": ids[1]})["metadata"]["exact_group"] is None
     assert '"split": 0' in runner.invoke(args=["near-duplicates", "--json"]).output
 
 

@@ -7,25 +7,33 @@ import hashlib
 import json
 import os
 
+import gridfs
 import pymongo
 import pytest
 from bson import Binary, ObjectId
-from gridfs.errors import CorruptGridFile
 
 from avenue.media import AppMedia, Buckets, Library, Media
 from avenue.presentation.objects import image_ref
 from tests.helpers import image_bytes
 from tests.support.commands import Matching
 from tests.support.gridfs_files import CHUNK_SIZE, file_bytes, put_file, remove_file
-from tests.support.gridfs_read import current_bytes, own_file_bytes
+from tests.support.gridfs_read import stock_gridfs
+from tests.support.records import images, record
 from tests.support.stored import stored
 
 
 def raw_file(db, bucket: str = Buckets.UPLOADS, chunks: float = 2.5) -> dict:
-    """A stored file of a few chunks with its sha256 recorded, as every file of ours has."""
+    """An image stored by hand: its bytes a file of a few chunks with their sha256 recorded,
+    as every file of ours has, under the image's id, and its record in ``<bucket>.images``
+    naming them (by that id). Returns the bytes' files document."""
     data = os.urandom(int(CHUNK_SIZE * chunks))
-    return put_file(db, bucket, data, filename="data.bin", metadata={
-        "role": "original", "key": os.urandom(8).hex(), "sha256": hashlib.sha256(data).hexdigest()})
+    image_id, digest = ObjectId(), hashlib.sha256(data).hexdigest()
+    doc = put_file(db, bucket, data, filename="data.bin", file_id=image_id, metadata={
+        "role": "variant", "variant": "original", "key": f"{image_id}/original", "original_id": image_id,
+        "sha256": digest})
+    images(db, bucket).insert_one({**doc, "metadata": {"role": "original", "key": os.urandom(8).hex(),
+                                                       "sha256": digest}})
+    return doc
 
 
 def problems_of(report, doc) -> set[str]:
@@ -40,7 +48,8 @@ def test_a_healthy_store_passes(db, runner):
     raw_file(db)
     report = AppMedia.on(db).maintenance.fsck()
     assert report.ok and report.findings == [] and report.index_problems == []
-    assert report.files_checked == 1 + 8 + 1
+    # Files: the image's bytes and its 8 variants, the raw image's bytes; and their 2 records.
+    assert (report.files_checked, report.images_checked) == (1 + 8 + 1, 2)
     result = runner.invoke(args=["fsck"])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("fsck: 10 files")
@@ -91,26 +100,29 @@ def test_repair_corrects_a_wrong_length_when_the_bytes_are_intact(db, media_core
     assert db[f"{Buckets.UPLOADS}.files"].find_one({"_id": doc["_id"]})["length"] == doc["length"]
 
 
-def test_repair_gives_an_image_replaced_before_heads_kept_their_length_its_bytes_length(db, media_core):
-    # Until heads kept their bytes' length, a replace left the image's own document at 0, which
-    # stock GridFS read as an empty file (avenue/media/store/replace.py, "Read without the app").
+def test_repair_removes_an_image_replaced_in_place_whose_bytes_are_lost(db, media_core):
+    # Until records left .files, a replace left the image's own document there with no chunks
+    # (and, before that, at length 0, which stock GridFS read as an empty file: head_length).
+    # Now the record is no GridFS file at all, and its bytes are a whole file of their own.
     doc = stored(db, Buckets.PRODUCTS, image_bytes("good/png16.png"), filename="a.png", kind="product")
     upload = Library.Upload("new.jpg", image_bytes("good/grayscale.jpg"))
     Library(db, Buckets.PRODUCTS, Media()).replace(doc["_id"], upload)
-    head = db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": doc["_id"]})
-    assert head["length"] == head["metadata"]["content"]["length"] > 0
-    db[f"{Buckets.PRODUCTS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"length": 0}})
-    assert own_file_bytes(db, Buckets.PRODUCTS, doc["_id"]) == b""  # the silent empty read
-    assert problems_of(AppMedia.on(db).maintenance.fsck(), head) == {"head_length"}
+    head = record(db, Buckets.PRODUCTS, doc["_id"])
+    content = db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": head["metadata"]["content"]["id"]})
+    assert head["length"] == content["length"] == head["metadata"]["content"]["length"] > 0
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.role": "original"}) == 0
+    with stock_gridfs(db):  # the bytes, a whole file of their own, read by stock GridFS
+        current = gridfs.GridFSBucket(db, bucket_name=Buckets.PRODUCTS).open_download_stream(
+            content["_id"]).read()
+    assert hashlib.sha256(current).hexdigest() == head["metadata"]["sha256"]
+    assert AppMedia.on(db).maintenance.fsck().findings == []  # no head to get a length wrong
+    # Its bytes lost: the record names a file that is not there.
+    remove_file(db, Buckets.PRODUCTS, content["_id"])
+    assert problems_of(AppMedia.on(db).maintenance.fsck(), head) == {"missing_content"}
     report = AppMedia.on(db, media_core).maintenance.fsck(repair=True)
     assert report.ok
-    assert [(r["action"], r["id"], r["old_length"], r["new_length"]) for r in report.repairs] == [
-        ("length_corrected", str(doc["_id"]), 0, head["length"])]
-    assert db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": doc["_id"]})["length"] == head["length"]
-    with pytest.raises(CorruptGridFile):
-        own_file_bytes(db, Buckets.PRODUCTS, doc["_id"])
-    current = current_bytes(db, Buckets.PRODUCTS, doc["_id"])
-    assert hashlib.sha256(current).hexdigest() == head["metadata"]["sha256"]
+    assert [(r["action"], r["id"]) for r in report.repairs] == [("removed_with_variants", str(doc["_id"]))]
+    assert record(db, Buckets.PRODUCTS, doc["_id"]) is None
 
 
 def test_repair_removes_a_damaged_original_with_its_variants_and_names_who_used_it(db, media_core):
@@ -124,6 +136,7 @@ def test_repair_removes_a_damaged_original_with_its_variants_and_names_who_used_
     assert removal[0]["referenced_by"] == {"products": ["S1"], "pages": []}
     assert db[f"{Buckets.PRODUCTS}.files"].count_documents({}) == 0
     assert db[f"{Buckets.PRODUCTS}.chunks"].count_documents({}) == 0
+    assert images(db, Buckets.PRODUCTS).count_documents({}) == 0
 
 
 def test_repair_renders_a_damaged_or_missing_variant_again_under_the_same_id(db, media_core):
@@ -154,7 +167,7 @@ def test_pending_variants_are_a_state_it_lists_and_the_command_exits_0(db, runne
             return False  # kept for after an answer that never comes
 
     doc = stored(db, Buckets.UPLOADS, image_bytes("good/png16.png"), filename="a.png", media=Unanswered())
-    db[f"{Buckets.UPLOADS}.files"].update_one({"_id": doc["_id"]}, {"$set": {
+    images(db, Buckets.UPLOADS).update_one({"_id": doc["_id"]}, {"$set": {
         "uploadDate": doc["uploadDate"] - dt.timedelta(hours=1)}})
     report = AppMedia.on(db).maintenance.fsck()
     assert report.ok and report.findings == [] and report.state_counts == {"pending_variant": 7}
@@ -211,12 +224,12 @@ def test_the_command_exits_1_while_problems_remain_and_0_after_a_repair(db, runn
 
 
 def _small_files(db, n: int, bucket: str = Buckets.UPLOADS) -> list[dict]:
-    """``n`` one-chunk files (a few bytes each), in ``_id`` order."""
+    """``n`` one-chunk files (a few bytes each, a file not of an image), in ``_id`` order."""
     docs = []
     for _ in range(n):
         data = os.urandom(16)
         docs.append(put_file(db, bucket, data, filename="s.bin", metadata={
-            "role": "original", "key": os.urandom(8).hex(), "sha256": hashlib.sha256(data).hexdigest()}))
+            "key": os.urandom(8).hex(), "sha256": hashlib.sha256(data).hexdigest()}))
     return docs
 
 

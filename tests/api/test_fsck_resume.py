@@ -7,6 +7,7 @@ import datetime as dt
 
 from avenue.media import AppMedia, Buckets
 from tests.helpers import image_bytes
+from tests.support.records import images
 from tests.support.stored import stored
 
 
@@ -22,9 +23,12 @@ def test_since_checks_only_files_uploaded_since_then(db):
     for bucket in (Buckets.BUILDER, Buckets.UPLOADS):
         old = {"$set": {"uploadDate": dt.datetime(2020, 1, 1, tzinfo=dt.UTC)}}
         db[f"{bucket}.files"].update_many({}, old)
+        images(db, bucket).update_many({}, old)
     stored(db, Buckets.UPLOADS, image_bytes("good/png16.png"), filename="new.png", owner="o", scope="new")
     recent = AppMedia.on(db).maintenance.fsck(since=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
-    assert 0 < recent.files_checked < AppMedia.on(db).maintenance.fsck().files_checked
+    everything = AppMedia.on(db).maintenance.fsck()
+    assert 0 < recent.files_checked < everything.files_checked
+    assert (recent.images_checked, everything.images_checked) == (1, 3)  # the new image's record only
 
 
 def test_the_cli_takes_since_and_resume(app, runner):

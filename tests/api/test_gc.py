@@ -14,7 +14,7 @@ from avenue.media import AppMedia, Buckets, Media
 from avenue.presentation.objects import image_ref
 from tests.helpers import bucket_snapshot, image_bytes
 from tests.support.gridfs_files import CHUNK_SIZE, put_file
-from tests.support.records import record
+from tests.support.records import images
 from tests.support.stored import stored
 
 LATER = dt.timedelta(hours=2)  # past the default one-hour grace period
@@ -48,7 +48,7 @@ def test_it_removes_expired_temp_images_with_their_variants_and_keeps_live_ones(
     assert ids_removed(report) == {str(expired["_id"])}
     assert report.removed[0]["kind"] == "expired_temp_image"
     assert db[f"{Buckets.TEMP}.files"].count_documents({"metadata.original_id": expired["_id"]}) == 0
-    assert record(db, Buckets.TEMP, live["_id"]) is not None
+    assert db[f"{Buckets.TEMP}.files"].find_one({"_id": live["_id"]}) is not None
     assert report.bytes_freed == expired["length"] + sum(
         info["length"] for formats in expired["metadata"]["variants"].values() for info in formats.values())
 
@@ -72,8 +72,8 @@ def test_it_removes_product_images_no_product_references_once_past_the_grace_per
     report = AppMedia.on(db, media_core).maintenance.collect_garbage(now=clock_now() + LATER)
     assert [(e["kind"], e["id"]) for e in report.removed] == [
         ("unreferenced_product_image", str(orphan["_id"]))]
-    assert record(db, Buckets.PRODUCTS, orphan["_id"]) is None
-    assert record(db, Buckets.PRODUCTS, used["_id"]) is not None
+    assert db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": orphan["_id"]}) is None
+    assert db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": used["_id"]}) is not None
 
 
 def test_gc_handed_a_media_without_owners_refuses_before_removing_anything(db, media_core):
@@ -134,20 +134,46 @@ def test_it_removes_chunks_left_by_an_interrupted_upload_but_not_one_in_flight(d
     assert db[f"{Buckets.PRODUCTS}.chunks"].count_documents({"files_id": in_flight}) == 2
 
 
+def raw_image(db, bucket: str, data: bytes, *, filename: str, key: str, **metadata) -> dict:
+    """An image stored by hand: its bytes a file under its id, its record in
+    ``<bucket>.images`` naming them. Returns the record."""
+    image_id = ObjectId()
+    doc = put_file(db, bucket, data, filename=filename, file_id=image_id, metadata={
+        "role": "variant", "variant": "original", "key": f"{image_id}/original", "original_id": image_id})
+    record = {**doc, "metadata": {"role": "original", "key": key, **metadata}}
+    images(db, bucket).insert_one(record)
+    return record
+
+
 def test_it_removes_files_whose_chunks_are_incomplete(db, media_core):
     data = os.urandom(CHUNK_SIZE * 2 + 10)
-    broken = put_file(db, Buckets.UPLOADS, data, filename="big.bin",
-                      metadata={"role": "original", "key": "k1", "visibility": "public"})
+    broken = raw_image(db, Buckets.UPLOADS, data, filename="big.bin", key="k1", visibility="public")
     db[f"{Buckets.UPLOADS}.chunks"].delete_one({"files_id": broken["_id"], "n": 1})
-    whole = put_file(db, Buckets.UPLOADS, data, filename="ok.bin",
-                     metadata={"role": "original", "key": "k2"})
+    whole = raw_image(db, Buckets.UPLOADS, data, filename="ok.bin", key="k2")
+    stray = put_file(db, Buckets.UPLOADS, data, filename="other.bin", metadata={})  # a file not of an image
+    db[f"{Buckets.UPLOADS}.chunks"].delete_one({"files_id": stray["_id"], "n": 0})
     assert AppMedia.on(db, media_core).maintenance.collect_garbage().removed == []
     report = AppMedia.on(db, media_core).maintenance.collect_garbage(now=clock_now() + LATER)
-    assert [(e["kind"], e["id"], e["bytes"]) for e in report.removed] == [
-        ("incomplete_file", str(broken["_id"]), len(data))]
-    assert report.removed[0]["reason"] == "2 of 3 chunks"
+    # An image whose bytes are incomplete goes as an image (its record too); a file as a file.
+    assert sorted((e["kind"], e["id"], e["bytes"], e["files"]) for e in report.removed) == sorted([
+        ("incomplete_file", str(broken["_id"]), len(data), 1),
+        ("incomplete_file", str(stray["_id"]), len(data), 1)])
+    assert {e["reason"] for e in report.removed} == {"2 of 3 chunks"}
     assert db[f"{Buckets.UPLOADS}.chunks"].count_documents({"files_id": broken["_id"]}) == 0
+    assert images(db, Buckets.UPLOADS).find_one({"_id": broken["_id"]}) is None
     assert db[f"{Buckets.UPLOADS}.files"].find_one({"_id": whole["_id"]}) is not None
+    assert images(db, Buckets.UPLOADS).find_one({"_id": whole["_id"]}) is not None
+
+
+def test_it_removes_images_whose_bytes_file_is_gone(db, media_core):
+    data = os.urandom(100)
+    lost = raw_image(db, Buckets.BUILDER, data, filename="lost.bin", key="k1")
+    db[f"{Buckets.BUILDER}.files"].delete_one({"_id": lost["_id"]})  # its chunks: orphans
+    assert AppMedia.on(db, media_core).maintenance.collect_garbage().removed == []
+    report = AppMedia.on(db, media_core).maintenance.collect_garbage(now=clock_now() + LATER)
+    assert [(e["kind"], e["id"]) for e in report.removed] == [("incomplete_image", str(lost["_id"]))]
+    assert images(db, Buckets.BUILDER).count_documents({}) == 0
+    assert db[f"{Buckets.BUILDER}.chunks"].count_documents({}) == 0
 
 
 def test_a_dry_run_removes_nothing_and_reports_what_a_real_run_removes(db, media_core):

@@ -12,8 +12,8 @@ from bson import ObjectId
 from avenue.media import AppMedia, Buckets
 from avenue.presentation.objects import image_ref
 from tests.helpers import FIXTURES, image_bytes
+from tests.support import records
 from tests.support.legacy import LEGACY_UPLOADS, load_legacy_db, run, uninterrupted_import
-from tests.support.records import IMAGE, images
 from tests.support.stored import stored
 
 # Where each top folder of the old uploads goes (anything else: the general uploads).
@@ -68,11 +68,11 @@ def test_it_moves_every_legacy_image_into_gridfs_and_rewrites_every_reference(im
     # Every image on disk is in GridFS, in its bucket; the byte-identical duplicate once.
     originals = {Buckets.PRODUCTS: 12, Buckets.BUILDER: 2, Buckets.UPLOADS: 3}
     for bucket, count in originals.items():
-        assert images(db, bucket).count_documents(IMAGE) == count
+        assert records.images(db, bucket).count_documents(records.IMAGE) == count
     for file in DISK_IMAGES:
         path = "/uploads/" + file.relative_to(LEGACY_UPLOADS).as_posix()
         record = db.legacy_paths.find_one({"path": path})
-        stored = images(db, record["bucket"]).find_one({"_id": record["file_id"]})
+        stored = records.record(db, record["bucket"], record["file_id"])
         assert stored["metadata"]["source_sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
         assert record["sha256"] == stored["metadata"]["source_sha256"]
         assert record["bucket"] == FOLDER_BUCKETS.get(path.split("/")[2], Buckets.UPLOADS)
@@ -88,7 +88,7 @@ def test_it_moves_every_legacy_image_into_gridfs_and_rewrites_every_reference(im
     old = json.loads((FIXTURES / "legacy_db.json").read_text())["shop_products"][1]["images"]
     for ref, path in zip(av1002["images"][:3], old[:3], strict=True):
         record = db.legacy_paths.find_one({"path": path})
-        assert ref == image_ref(images(db, Buckets.PRODUCTS).find_one({"_id": record["file_id"]}))
+        assert ref == image_ref(records.record(db, Buckets.PRODUCTS, record["file_id"]))
     assert av1002["images"][3] == "/uploads/products/AV-1002/missing-on-disk.jpg"
     assert db.shop_products.find_one({"sku": "AV-3000"})["images"] == ["https://images.example.com/ext/AV-3000.jpg"]
     untouched = db.shop_products.find_one({"sku": "AV-2000"})
@@ -104,7 +104,7 @@ def test_it_moves_every_legacy_image_into_gridfs_and_rewrites_every_reference(im
         {"type": "text", "html": "<p>Bienvenidos</p>"},
     ]
     assert home["media_ids"] == [hero, logo]
-    assert images(db, Buckets.BUILDER).find_one({"_id": hero})["metadata"]["kind"] == "builder"
+    assert records.record(db, Buckets.BUILDER, hero)["metadata"]["kind"] == "builder"
 
     # The source folder is only read.
     assert sorted(p for p in LEGACY_UPLOADS.rglob("*") if p.is_file())[0].exists()
@@ -170,9 +170,9 @@ def test_invalid_images_are_skipped_and_listed_and_their_references_left_alone(d
     assert report["skipped_references"] == [{
         "collection": "shop_products", "sku": "AV-9", "path": "/uploads/products/AV-9/broken.jpg",
         "reason": "invalid"}]
-    refs = db.shop_products.find_one({"sku": "AV-9"})["images"]
-    assert refs[0] == "/uploads/products/AV-9/broken.jpg" and isinstance(refs[1], dict)
-    assert images(db, Buckets.PRODUCTS).count_documents(IMAGE) == 1
+    images = db.shop_products.find_one({"sku": "AV-9"})["images"]
+    assert images[0] == "/uploads/products/AV-9/broken.jpg" and isinstance(images[1], dict)
+    assert records.images(db, Buckets.PRODUCTS).count_documents(records.IMAGE) == 1
 
 
 def test_a_clean_import_exits_0_and_quiet_prints_only_the_summary(db, runner, tmp_path):
@@ -208,7 +208,7 @@ def test_a_page_image_from_another_folder_is_copied_into_builder_media(db, tmp_p
                                 "blocks": [{"type": "image", "image": "/uploads/general/banner.png"}]})
     report = AppMedia.on(db, media_core).maintenance.import_legacy(tmp_path)
     page = db.page_content.find_one({"slug": "p"})
-    media = images(db, Buckets.BUILDER).find_one({"_id": ObjectId(page["blocks"][0]["media_id"])})
+    media = records.images(db, Buckets.BUILDER).find_one({"_id": ObjectId(page["blocks"][0]["media_id"])})
     assert media["metadata"]["role"] == "original" and media["metadata"]["kind"] == "builder"
     assert page["media_ids"] == [media["_id"]]
     assert report.counts["copied_between_buckets"] == 1

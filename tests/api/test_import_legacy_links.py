@@ -9,7 +9,7 @@ import pytest
 
 from avenue.media import Buckets
 from tests.helpers import IMAGES
-from tests.support.records import IMAGE, images
+from tests.support import records
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def import_json(runner, *args):
 
 
 def originals(db, bucket) -> int:
-    return images(db, bucket).count_documents(IMAGE)
+    return records.images(db, bucket).count_documents(records.IMAGE)
 
 
 def test_a_link_to_a_file_outside_is_reported_and_never_published(db, runner, folders):

@@ -9,8 +9,8 @@ import pytest
 
 from avenue.media import AppMedia, Buckets, Image
 from tests.helpers import FIXTURES
+from tests.support import records
 from tests.support.legacy import LEGACY_UPLOADS, load_legacy_db
-from tests.support.records import images
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def test_old_paths_answer_301_to_urls_that_serve_the_same_bytes(legacy_db, clien
         assert location.startswith("/media/")
         served = client.get(location)
         record = db.legacy_paths.find_one({"path": path})
-        stored = images(db, record["bucket"]).find_one({"_id": record["file_id"]})
+        stored = records.record(db, record["bucket"], record["file_id"])
         assert served.status_code == 200
         bucket = record["bucket"]
         assert served.data == media.library(bucket).read(Image.from_files_doc(bucket, stored))

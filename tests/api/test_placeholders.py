@@ -14,9 +14,7 @@ from tests.support.records import images, record
 def stored(db, name: str, filename: str) -> dict:
     """``name`` stored in the builder's library, as its record (what the backfill reads)."""
     image = AppMedia.on(db).library(Buckets.BUILDER).store(Library.Upload(filename, image_bytes(name))).image
-    doc = record(db, Buckets.BUILDER, image.id)
-    assert doc is not None, image.id
-    return doc
+    return record(db, Buckets.BUILDER, image.id)
 
 
 def test_an_uploaded_image_object_carries_its_placeholder(client, auth):

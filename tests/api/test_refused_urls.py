@@ -19,11 +19,11 @@ MEDIA = "/api/builder/media"
 
 
 def document_reads(db_name: str):
-    """A finds of an image's files document by its id (``route._read``), on ``db_name``."""
+    """A find of an image's record by its id (``route._read``: ``<bucket>.images``), on ``db_name``."""
     def match(event) -> bool:
         command = event.command
         return (event.database_name == db_name and event.command_name == "find"
-                and str(command.get("find", "")).endswith(".files")
+                and str(command.get("find", "")).endswith(".images")
                 and "_id" in (command.get("filter") or {}))
     return match
 

@@ -70,12 +70,16 @@ def test_the_old_version_waits_in_the_trash_under_its_own_id_and_comes_back_alon
     assert len(items) == 1 and items[0]["id"] != media["id"]
     assert items[0]["references"] == {"replaced_in": media["id"]}
     assert items[0]["filename"] == "progressive.jpg"
-    # 1 original + 8 variants in the trash; the library holds the head, its content file, 8 variants.
+    # In the trash, a record and its files: its bytes and 8 variants. The library keeps the
+    # image's record, its new bytes' file and 8 variants; the upload's bytes' file (under the
+    # image's id) went.
     trashed = ObjectId(items[0]["id"])
     of_trashed = {"$or": [{"_id": trashed}, {"metadata.original_id": trashed}]}
+    assert record(db, TRASH, trashed) is not None
     assert db[f"{TRASH}.files"].count_documents(of_trashed) == 9
     assert db[f"{Buckets.BUILDER}.files"].count_documents(
         {"metadata.original_id": ObjectId(media["id"])}) == 9
+    assert db[f"{Buckets.BUILDER}.files"].count_documents({"_id": ObjectId(media["id"])}) == 0
     restored = client.post(f"/api/trash/{items[0]['id']}/restore", headers=editor)
     assert restored.status_code == 200, restored.get_json()
     back = restored.get_json()["image"]
@@ -119,11 +123,11 @@ def test_replacing_twice_redirects_both_earlier_versions_to_the_latest(client, d
     assert fourth["sha256"] == media["sha256"] and fourth["version"] not in ("", second["version"])
     assert sha256(body_of(client, fourth["url"])).hexdigest() == media["sha256"]
     # A new focal point on a replaced image: its content file stays, the crops are new.
-    content = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})["metadata"]["content"]
+    content = record(db, Buckets.BUILDER, ObjectId(media["id"]))["metadata"]["content"]
     fifth = client.put(f"/api/builder/media/{media['id']}/focal-point", json={"x": 0.9, "y": 0.1},
                        headers=editor).get_json()
     assert fifth["version"] != fourth["version"] and client.get(fourth["url"]).status_code == 308
-    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    head = record(db, Buckets.BUILDER, ObjectId(media["id"]))
     assert head["metadata"]["content"] == content
     assert sha256(body_of(client, fifth["url"])).hexdigest() == media["sha256"]
     assert AppMedia.on(db).maintenance.fsck().findings == []
@@ -145,13 +149,15 @@ def test_a_focal_point_set_recuts_the_crops_and_changes_the_urls(client, db, edi
     # The og crop is cut again around the new point; the old crop's URL redirects to it.
     assert body_of(client, new["variant_urls"]["og"]["webp"]) != old_og
     assert client.get(media["variant_urls"]["og"]["webp"]).status_code == 308
-    # The bytes did not change: they stay where they were, and nothing went to the trash.
-    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    # The bytes did not change: they stay where they were (the upload's file, under the image's
+    # id), and nothing went to the trash.
+    head = record(db, Buckets.BUILDER, ObjectId(media["id"]))
     assert "content" not in head["metadata"] and head["length"] == media["bytes"]
+    assert db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})["length"] == media["bytes"]
     assert sha256(body_of(client, new["url"])).hexdigest() == media["sha256"]
     assert client.get("/api/trash", headers=editor).get_json()["items"] == []
     assert db[f"{Buckets.BUILDER}.files"].count_documents(
-        {"metadata.original_id": ObjectId(media["id"])}) == 8
+        {"metadata.original_id": ObjectId(media["id"])}) == 9  # its bytes' file and 8 variants
     assert Figures(db).recount_media()[Buckets.BUILDER]["drift"] == {"files": 0, "originals": 0, "bytes": 0,
                                                                      "chunks": 0}
     assert AppMedia.on(db).maintenance.fsck().findings == []
@@ -356,14 +362,14 @@ def test_replacing_a_product_photo_keeps_its_place_and_updates_the_product(clien
 
 def test_a_delete_while_a_replace_holds_the_image_is_409_and_the_other_way_round(client, db, editor):
     media = library_upload(client, editor)
-    records = images(db, Buckets.BUILDER)
-    records.update_one({"_id": ObjectId(media["id"])}, {"$set": {"metadata.replacing_at": now()}})
+    files = images(db, Buckets.BUILDER)
+    files.update_one({"_id": ObjectId(media["id"])}, {"$set": {"metadata.replacing_at": now()}})
     deleting = client.delete(f"/api/builder/media/{media['id']}", headers=editor)
     assert deleting.status_code == 409 and error_body(deleting)["code"] == "image_busy"
     assert replace_media(client, editor, media["id"]).status_code == 409
-    records.update_one({"_id": ObjectId(media["id"])},
-                       {"$set": {"metadata.replacing_at": now() - dt.timedelta(minutes=5)}})  # lapsed
-    records.update_one({"_id": ObjectId(media["id"])}, {"$set": {"metadata.deleting_at": now()}})
+    files.update_one({"_id": ObjectId(media["id"])},
+                     {"$set": {"metadata.replacing_at": now() - dt.timedelta(minutes=5)}})  # lapsed
+    files.update_one({"_id": ObjectId(media["id"])}, {"$set": {"metadata.deleting_at": now()}})
     answer = replace_media(client, editor, media["id"])
     assert answer.status_code == 409 and error_body(answer)["code"] == "image_busy"
     assert client.get(media["url"]).status_code == 200  # untouched
@@ -403,10 +409,10 @@ def test_concurrent_replace_and_delete_one_wins_and_nothing_is_half_done(app, db
             assert results["delete"] == 409 and results["replace"] == 200
             assert head is not None and head["metadata"]["version"] and trashed == 1
         assert AppMedia.on(db).maintenance.fsck().findings == []
-        db[f"{Buckets.BUILDER}.files"].delete_many({})
-        db[f"{Buckets.BUILDER}.chunks"].delete_many({})
-        db[f"{TRASH}.files"].delete_many({})
-        db[f"{TRASH}.chunks"].delete_many({})
+        for bucket in (Buckets.BUILDER, TRASH):
+            images(db, bucket).delete_many({})
+            db[f"{bucket}.files"].delete_many({})
+            db[f"{bucket}.chunks"].delete_many({})
 
 
 def test_replacing_public_media_queues_a_cdn_purge_of_the_old_urls(app, client, db, editor, monkeypatch):
@@ -428,7 +434,7 @@ def test_gc_and_fsck_know_a_replaced_image(client, db, editor, media_core):
                       ).status_code == 200
     assert AppMedia.on(db).maintenance.fsck().findings == []
     # Losing the file that holds its bytes is reported.
-    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    head = record(db, Buckets.BUILDER, ObjectId(media["id"]))
     db[f"{Buckets.BUILDER}.files"].delete_one({"_id": head["metadata"]["content"]["id"]})
     codes = {code for finding in AppMedia.on(db).maintenance.fsck().findings for code in finding.codes}
     assert "missing_content" in codes
@@ -440,6 +446,8 @@ def test_replacing_an_upload_deletes_none_of_the_other_buckets(client, db, auth)
     answer = client.put(f"/api/uploads/{upload['id']}", data=form(OTHER), headers=owner)
     assert answer.status_code == 200
     assert images(db, Buckets.UPLOADS).count_documents(IMAGE) == 1
+    assert db[f"{Buckets.UPLOADS}.files"].count_documents({"metadata.role": "original"}) == 0
+    assert images(db, Buckets.PRODUCTS).count_documents({}) == 0
     assert db[f"{Buckets.PRODUCTS}.files"].count_documents({}) == 0
 
 
@@ -457,7 +465,7 @@ def test_a_replaced_image_is_backed_up_without_a_checksum_complaint_and_restored
     try:
         with archive.open("rb") as source:
             assert backup_module.restore(other, source, media=media_core).ok
-        head = other[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+        head = record(other, Buckets.BUILDER, ObjectId(media["id"]))
         assert head["metadata"]["version"] == new["version"] and head["length"] == new["bytes"]
         content = other[f"{Buckets.BUILDER}.files"].find_one({"_id": head["metadata"]["content"]["id"]})
         assert content["metadata"]["sha256"] == new["sha256"]

@@ -28,7 +28,7 @@ from tests.support.commands import Matching, namespaces, on_database
 DRIVER = {"hello", "ismaster", "isMaster", "endSessions", "ping", "saslStart", "saslContinue"}
 
 #: A cold rendition on request, an unsigned preset counted against the limits of cold renders,
-#: on a worker that has never read the image: the original's files document, the rendition's
+#: on a worker that has never read the image: the image's record, the rendition's
 #: files document (not stored), the limits' one update (address and instance) with the claim's
 #: insert after it in one command, the original's chunks, and the rendition's store: its
 #: chunks, its files document and the renditions' counters in one command (two bulkWrites:
@@ -41,14 +41,15 @@ ACROSS_COLLECTIONS = 3
 #: One upload to /api/uploads of a JPEG unlike the others (no look-alike, no copy), before its
 #: answer (AVENUE_VARIANTS_AFTER_ANSWER on, as the Procfile's server runs), its look-alike
 #: lookup left out (:func:`beside`): the token and its user, the upload limit's window, two
-#: finds of the bucket's files (the same bytes by key, the same pixels) and one of the trash
-#: (the same bytes deleted), the original's chunks and files document, the bucket's counters,
-#: the hour's upload count, the audit entry.
-UPLOAD_ANSWER = 11
+#: finds of the bucket's records (the same bytes by key, the same pixels) and one of the trash
+#: (the same bytes deleted), the bytes' chunks and files document, the image's record (one
+#: more than before the records had a collection of their own, issue 75), the bucket's
+#: counters, the hour's upload count, the audit entry.
+UPLOAD_ANSWER = 12
 #: ... and in all, once its variants (a claim taken and left, the chunks read once, their
-#: chunks and files, the original's document pointed at them, the counters) and its look-alike
-#: and exact-copy checks are done after the answer.
-UPLOAD = 24
+#: chunks and files, the record pointed at them, the counters) and its look-alike and
+#: exact-copy checks are done after the answer.
+UPLOAD = 25
 #: Three uploads (the third counted) of pictures made here from random bytes: no twin and no
 #: look-alike of anything on the database (a pooled one: another test's images may be there),
 #: whose checks would write more.

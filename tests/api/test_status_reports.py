@@ -21,8 +21,8 @@ from avenue.media import AppMedia, Buckets, Image, Library
 from avenue.presentation.objects import image_ref
 from avenue.status import quota_level, storage
 from tests.helpers import FIXTURES, image_bytes, swept
+from tests.support import records
 from tests.support.commands import Matching
-from tests.support.records import IMAGE, images, record
 
 LEGACY_DIR = FIXTURES / "legacy_uploads"
 
@@ -44,13 +44,11 @@ def put(db, bucket: str, name: str, *, filename: str | None = None, kind: str = 
     """The image ``name`` stored through ``bucket``'s library, as its record."""
     upload = Library.Upload(filename or name.split("/")[-1], image_bytes(name))
     image = AppMedia.on(db).library(bucket).store(upload, kind=kind, **labels).image
-    doc = record(db, bucket, image.id)
-    assert doc is not None, image.id
-    return doc
+    return records.record(db, bucket, image.id)
 
 
 def files_of(bucket: str, doc: dict) -> list:
-    """The ids of an original's files: its own and its variants'."""
+    """The ids of an image's files: its bytes' (under its id) and its variants'."""
     return [doc["_id"], *Image.from_files_doc(bucket, doc).variant_ids]
 
 
@@ -545,11 +543,17 @@ def test_after_a_sweep_the_reports_counts_equal_a_recount_of_what_was_written_be
     gone = put(db, Buckets.UPLOADS, "good/tiny_1x1.png", filename="t.png", kind="upload", owner="o-1",
                scope="o-1:public")
     files = db[f"{Buckets.PRODUCTS}.files"]
-    copies = [{**doc, "_id": ObjectId(), "metadata": {**doc["metadata"], "key": os.urandom(8).hex()}}
-              for doc in files.find({"_id": {"$in": files_of(Buckets.PRODUCTS, kept)}})]
+    copied = {doc["_id"]: {**doc, "_id": ObjectId(),
+                           "metadata": {**doc["metadata"], "key": os.urandom(8).hex()}}
+              for doc in files.find({"_id": {"$in": files_of(Buckets.PRODUCTS, kept)}})}
+    copies = list(copied.values())
     files.insert_many(copies)
     db[f"{Buckets.PRODUCTS}.chunks"].insert_many([{"files_id": doc["_id"], "n": 0, "data": b"x"}
                                                   for doc in copies])
+    # The image's record copied too, as the record of the copy of its bytes.
+    records.images(db, Buckets.PRODUCTS).insert_one({**kept, "_id": copied[kept["_id"]]["_id"], "metadata": {
+        **kept["metadata"], "key": os.urandom(8).hex()}})
+    records.images(db, Buckets.UPLOADS).delete_one({"_id": gone["_id"]})
     db[f"{Buckets.UPLOADS}.files"].delete_many({"_id": {"$in": files_of(Buckets.UPLOADS, gone)}})
     db.shop_products.insert_many([{"sku": f"BULK-{n}", "images": [image_ref(kept)]} for n in range(3)])
     swept(app)
@@ -558,6 +562,6 @@ def test_after_a_sweep_the_reports_counts_equal_a_recount_of_what_was_written_be
     for bucket, held in storage_body["buckets"].items():
         files = db[f"{bucket}.files"]
         assert held["files"] == files.count_documents({}), bucket
-        assert held["originals"] == images(db, bucket).count_documents(IMAGE), bucket
+        assert held["originals"] == records.images(db, bucket).count_documents(records.IMAGE), bucket
     assert storage_body["buckets"][Buckets.PRODUCTS]["files"] == 18  # 9 stored, 9 copied in
     assert products_body["products"]["total"] == db.shop_products.count_documents({}) == 3

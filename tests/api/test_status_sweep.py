@@ -18,7 +18,7 @@ from avenue.paging import Listed
 from avenue.presentation.objects import image_ref
 from avenue.status import sweep, warm_up_status_reports
 from tests.helpers import Auth, image_bytes, swept, worker_start_hook
-from tests.support.records import IMAGE, images, record
+from tests.support import records
 
 FAST = sweep.Settings(batch=2, lease_seconds=30, renew_seconds=0.0)
 
@@ -32,9 +32,7 @@ def _stored(db, name: str, filename: str) -> dict:
     """A product image stored through the library, as its record (the sweep's reads)."""
     image = AppMedia.on(db).library(Buckets.PRODUCTS).store(Library.Upload(filename, image_bytes(name)),
                                                             kind="product").image
-    doc = record(db, Buckets.PRODUCTS, image.id)
-    assert doc is not None, image.id
-    return doc
+    return records.record(db, Buckets.PRODUCTS, image.id)
 
 
 @pytest.fixture
@@ -186,7 +184,7 @@ def test_originals_uploaded_in_the_same_instant_are_each_checked_once_across_a_r
            for n, name in enumerate(("good/alpha.png", "good/tiny_1x1.png", "good/png16.png",
                                      "good/grayscale.jpg", "good/palette_transparent.png"))]
     same = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    images(db, Buckets.PRODUCTS).update_many({"_id": {"$in": ids}}, {"$set": {"uploadDate": same}})
+    records.images(db, Buckets.PRODUCTS).update_many({"_id": {"$in": ids}}, {"$set": {"uploadDate": same}})
     calls = []
 
     def interrupt(state):
@@ -213,20 +211,20 @@ def test_on_the_embedded_database_originals_are_read_between_fences_of_dates_and
     base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     for n, file_id in enumerate(ids):  # a week apart; the two last in the same instant
         uploaded = base + dt.timedelta(days=7 * min(n, 4))
-        images(db, Buckets.PRODUCTS).update_one({"_id": file_id}, {"$set": {"uploadDate": uploaded}})
+        records.images(db, Buckets.PRODUCTS).update_one({"_id": file_id}, {"$set": {"uploadDate": uploaded}})
     db.media_counters.update_one({"_id": Buckets.PRODUCTS},
                                  {"$set": {"oldest": base, "newest": base + dt.timedelta(days=28)}})
     monkeypatch.setattr(fenced, "FENCE_EVERY", 1)
     sweep.run(db, FAST, refs=referrers)  # the first sweep's count samples the fences of the originals' dates
     db[sweep.COLLECTION].update_one({"_id": sweep.SWEEP_ID}, {"$unset": {"result": ""}})
     reads = []
-    records = images(db, Buckets.PRODUCTS)
-    kind = type(records)
+    kind = type(db[f"{Buckets.PRODUCTS}.files"])
     real_find = kind.find
+    walked = records.images(db, Buckets.PRODUCTS).name  # the originals are the image records
 
     def find(self, *args, **kwargs):
         query = args[0] if args else kwargs.get("filter") or {}
-        if self.name == records.name and query.items() >= IMAGE.items():
+        if self.name == walked and query.get("metadata.role") == "original":
             reads.append(query)
         return real_find(self, *args, **kwargs)
 
@@ -573,8 +571,8 @@ def test_the_sweep_ends_by_building_every_lists_fences(db, store_with_problems, 
     monkeypatch.setattr(sweep, "build_fences",
                         lambda db, listed, **kwargs: fenced.build_fences(db, listed, every=2, **kwargs))
     result = sweep.run(db, FAST, refs=referrers)
-    listed = (Buckets.UPLOADS, Buckets.BUILDER, Figures.TRASH)  # the buckets whose images are listed
-    assert set(result["fences"]) == {"shop_products", "audit_logs", *(images(db, b).name for b in listed)}
+    assert set(result["fences"]) == {"shop_products", "audit_logs", "uploads.images", "builder_media.images",
+                                     "media_trash.images"}
     assert (result["fences"]["shop_products"]["items"], result["fences"]["shop_products"]["fences"]) == (7, 3)
     stored = db[fenced.FENCES].find_one({"_id": "shop_products|sku"})
     assert stored["keys"] == ["LOST", "P-001", "P-003"]  # every second sku: GOOD, LOST, P-000, P-001...
@@ -600,7 +598,7 @@ def test_a_list_whose_fences_fail_to_build_keeps_the_old_ones_and_the_sweep_fini
     monkeypatch.setattr(sweep, "build_fences", failing)
     result = sweep.run(db, FAST, refs=referrers)
     assert "interrupted at shutdown" in result["fences"]["shop_products"]["error"]
-    assert result["fences"][images(db, Buckets.UPLOADS).name]["items"] == 0  # the others were built
+    assert result["fences"]["uploads.images"]["items"] == 0  # the others were built
     assert db[fenced.FENCES].find_one({"_id": "shop_products|sku"}) == before
     assert result["missing_files"]["count"] == 1  # and the sweep's own lists are whole
 
@@ -626,3 +624,16 @@ def test_a_step_longer_than_the_lease_keeps_it(db, store_with_problems, monkeypa
     assert taken_meanwhile == [False]
     assert result is not None and result["missing_files"]["count"] == 1
     assert result["lease_renewals"] >= 3
+
+
+def test_a_reference_to_an_image_replaced_in_place_is_not_a_missing_file(db, referrers):
+    """A reference names the image (its record), not the file under its id: a replace in place
+    writes the new bytes under another id and deletes that file (media/store/replace.py)."""
+    good = _stored(db, "good/alpha.png", "a.png")
+    db.shop_products.insert_one({"sku": "REPLACED", "images": [image_ref(good)]})
+    db[f"{Buckets.PRODUCTS}.files"].delete_one({"_id": good["_id"]})
+    db[f"{Buckets.PRODUCTS}.chunks"].delete_many({"files_id": good["_id"]})
+    assert sweep.run(db, FAST, refs=referrers)["missing_files"]["items"] == []
+    records.images(db, Buckets.PRODUCTS).delete_one({"_id": good["_id"]})  # the image itself gone
+    assert [item["reference"] for item in sweep.run(db, FAST, refs=referrers)["missing_files"]["items"]] == [
+        str(good["_id"])]

@@ -11,7 +11,7 @@ from avenue.clock import now
 from avenue.media import AppMedia, Buckets, Media
 from avenue.media.maintenance import Figures
 from tests.helpers import error_body, form, library_upload
-from tests.support.records import images, record
+from tests.support.records import images
 
 PHOTO, OTHER = "good/progressive.jpg", "good/grayscale.jpg"
 TRASH = Figures.TRASH
@@ -33,9 +33,11 @@ def trash_ids(client, headers, **query) -> list[str]:
 
 
 def files(db, bucket: str, image_id: str) -> int:
-    """How many files documents of the image (original and variants) the bucket holds."""
+    """How many documents of the image the bucket holds: its record (in ``<bucket>.images``)
+    and its files (its bytes' file, under its id, and its variants): 10 for a whole image."""
     oid = ObjectId(image_id)
-    return db[f"{bucket}.files"].count_documents({"$or": [{"_id": oid}, {"metadata.original_id": oid}]})
+    return images(db, bucket).count_documents({"_id": oid}) + db[f"{bucket}.files"].count_documents(
+        {"$or": [{"_id": oid}, {"metadata.original_id": oid}]})
 
 
 def test_deleted_library_media_is_not_served_and_waits_in_the_trash(client, db, editor):
@@ -46,7 +48,7 @@ def test_deleted_library_media_is_not_served_and_waits_in_the_trash(client, db, 
     assert client.get(media["variants"]["thumb"]).status_code == 404
     listed = client.get("/api/builder/media", headers=editor).get_json()["items"]
     assert media["id"] not in [m["id"] for m in listed]
-    assert files(db, Buckets.BUILDER, media["id"]) == 0 and files(db, TRASH, media["id"]) == 9
+    assert files(db, Buckets.BUILDER, media["id"]) == 0 and files(db, TRASH, media["id"]) == 10
     item = client.get(f"/api/trash/{media['id']}", headers=editor).get_json()
     assert item["from"] == "builder" and item["filename"] == "progressive.jpg"
     assert item["references"] == {"pages": []}
@@ -87,7 +89,7 @@ def test_a_restored_library_image_keeps_its_id_and_urls_and_pages_stay_as_they_a
     assert client.get(media["url"]).status_code == 200
     assert client.get(media["variants"]["og"]).status_code == 200
     assert client.get(f"/api/builder/media/{media['id']}", headers=editor).status_code == 200
-    assert files(db, Buckets.BUILDER, media["id"]) == 9 and files(db, TRASH, media["id"]) == 0
+    assert files(db, Buckets.BUILDER, media["id"]) == 10 and files(db, TRASH, media["id"]) == 0
     assert trash_ids(client, editor) == []
     blocks = client.get("/api/builder/pages/home", headers=editor).get_json()["blocks"]
     assert [b["type"] for b in blocks] == ["text"]  # the forced delete's cleaning stands
@@ -120,7 +122,7 @@ def test_a_photo_of_a_deleted_product_waits_until_the_product_exists_again(clien
     refused = client.post(f"/api/trash/{photo['id']}/restore", headers=admin)
     assert refused.status_code == 409 and error_body(refused)["code"] == "product_gone"
     # Nothing moved.
-    assert files(db, TRASH, photo["id"]) == 9 and files(db, Buckets.PRODUCTS, photo["id"]) == 0
+    assert files(db, TRASH, photo["id"]) == 10 and files(db, Buckets.PRODUCTS, photo["id"]) == 0
     assert client.post("/api/shop/products", json={"sku": "TR-1", "name": "again", "price": 1},
                        headers=admin).status_code == 201
     assert client.post(f"/api/trash/{photo['id']}/restore", headers=admin).status_code == 200
@@ -156,14 +158,14 @@ def test_uploading_bytes_that_sit_in_the_trash_brings_that_image_back(client, db
     assert again.status_code == 200  # not stored again: the trashed one is back
     body = again.get_json()
     assert body["id"] == media["id"] and body["alt"] == "a lamp" and body["tags"] == ["red"]
-    assert trash_ids(client, editor) == [] and files(db, Buckets.BUILDER, media["id"]) == 9
+    assert trash_ids(client, editor) == [] and files(db, Buckets.BUILDER, media["id"]) == 10
 
 
 def test_restoring_when_the_same_bytes_were_stored_again_reuses_that_image(app, client, db, editor):
     media = library_upload(client, editor)
     assert client.delete(f"/api/builder/media/{media['id']}", headers=editor).status_code == 204
     with app.app_context():
-        trashed = record(db, TRASH, ObjectId(media["id"]))
+        trashed = images(db, TRASH).find_one({"_id": ObjectId(media["id"])})
         # Someone stored the same bytes again without going through the trash lookup.
         hidden = {"$set": {"metadata.trash.key": "elsewhere"}}
         images(db, TRASH).update_one({"_id": trashed["_id"]}, hidden)
@@ -186,9 +188,9 @@ def test_gc_purges_what_is_past_its_window_and_nothing_younger(app, db, client, 
     with app.app_context():
         listed = AppMedia.on(db, media_core).maintenance.collect_garbage(dry_run=True)
         assert [(r["kind"], r["id"]) for r in listed.removed] == [("trash_expired", old["id"])]
-        assert files(db, TRASH, old["id"]) == 9  # a dry run removes nothing
+        assert files(db, TRASH, old["id"]) == 10  # a dry run removes nothing
         AppMedia.on(db, media_core).maintenance.collect_garbage()
-    assert files(db, TRASH, old["id"]) == 0 and files(db, TRASH, young["id"]) == 9
+    assert files(db, TRASH, old["id"]) == 0 and files(db, TRASH, young["id"]) == 10
     assert trash_ids(client, editor) == [young["id"]]
     assert Figures(db).counters()[TRASH]["originals"] == 1
 
@@ -270,7 +272,7 @@ def test_uploads_trash_is_in_a_backup_and_comes_back_with_a_restore(app, client,
     try:
         with archive.open("rb") as source:
             assert backup_module.restore(other, source, media=media_core).ok
-        assert files(other, TRASH, upload["id"]) == 9 and files(other, Buckets.UPLOADS, upload["id"]) == 0
+        assert files(other, TRASH, upload["id"]) == 10 and files(other, Buckets.UPLOADS, upload["id"]) == 0
     finally:
         db.client.drop_database(other.name)
 
@@ -285,4 +287,4 @@ def test_a_delete_racing_another_delete_of_the_same_upload_answers_404(client, d
     assert taken is not None  # by another delete
     raced = client.delete(f"/api/uploads/{upload['id']}", headers=admin)
     assert raced.status_code == 404 and error_body(raced)["code"] == "upload_not_found"
-    assert files(db, TRASH, upload["id"]) == 0 and files(db, Buckets.UPLOADS, upload["id"]) == 9
+    assert files(db, TRASH, upload["id"]) == 0 and files(db, Buckets.UPLOADS, upload["id"]) == 10

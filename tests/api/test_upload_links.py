@@ -15,6 +15,7 @@ from avenue.links import service as link_service
 from avenue.links import store
 from tests.helpers import image_bytes
 from tests.support import tus
+from tests.support.records import IMAGE, images
 
 LINKS = "/api/upload-links"
 FILES = f"{LINKS}/files"
@@ -48,7 +49,7 @@ def stored_link(db, link_id: str) -> dict:
 
 
 def image_count(db) -> int:
-    return sum(db[f"{bucket}.files"].count_documents({"metadata.variant": None})
+    return sum(images(db, bucket).count_documents(IMAGE)
                for bucket in ("uploads", "builder", "products"))
 
 

@@ -17,6 +17,7 @@ from avenue.media.effects.invalidation import DELETIONS, LOCAL_CACHES
 from avenue.media.effects.purge import OUTBOX as PURGE_OUTBOX
 from avenue.media.store import storage
 from avenue.media.store.storage import NewFile
+from tests.support import records
 
 
 def counted(db, bucket: str) -> dict:
@@ -34,9 +35,25 @@ def original(folder: str = "/shoes", tags: tuple[str, ...] = ("red",)) -> NewFil
                                          "variants": {}})
 
 
+def bytes_of(new: NewFile) -> NewFile:
+    """The file holding image ``new``'s bytes (under its id): a variant named ``original``."""
+    return NewFile(new.data, new.filename, {"role": "variant", "variant": "original",
+                                            "key": f"{new.file_id}/original", "original_id": new.file_id},
+                   new.file_id)
+
+
+def put_image(db, bucket: str, *news: NewFile) -> tuple[list[dict], Changes]:
+    """Store each of ``news`` as an upload does: its bytes, a file of their own (a variant
+    named ``original``), then its record in ``<bucket>.images``; what was written."""
+    docs, changes = storage.put_files(db, bucket, [bytes_of(new) for new in news])
+    found = [{**doc, "metadata": new.metadata} for doc, new in zip(docs, news, strict=True)]
+    records.images(db, bucket).insert_many(found)
+    return docs + found, changes + Changes(written=[FileSet(bucket, found, 0)])
+
+
 def test_storage_puts_files_and_returns_what_it_wrote_without_counting_it(db):
     docs, changes = storage.put_files(db, Buckets.BUILDER, [variant(),
-                                                     original()])
+                                                     bytes_of(original())])
     assert [d["filename"] for d in docs] == ["thumb.webp", "a.jpg"]
     assert db[f"{Buckets.BUILDER}.files"].count_documents({}) == 2
     assert changes.written == [FileSet(Buckets.BUILDER, docs, 2)]
@@ -46,7 +63,7 @@ def test_storage_puts_files_and_returns_what_it_wrote_without_counting_it(db):
 
 
 def test_storage_removes_files_and_returns_what_it_removed(db):
-    docs, _ = storage.put_files(db, Buckets.UPLOADS, [original()])
+    docs, _ = storage.put_files(db, Buckets.UPLOADS, [bytes_of(original())])
     removed, changes = storage.remove_files(db, Buckets.UPLOADS, [docs[0]["_id"], ObjectId()])
     assert removed == 1
     assert db[f"{Buckets.UPLOADS}.files"].count_documents({}) == 0
@@ -57,27 +74,30 @@ def test_storage_removes_files_and_returns_what_it_removed(db):
 
 
 def test_applying_a_write_adds_to_the_counters_and_the_facets(db):
-    docs, changes = storage.put_files(db, Buckets.BUILDER, [variant(),
-                                                     original()])
-    apply(db, changes)
+    _, changes = storage.put_files(db, Buckets.BUILDER, [variant()])
+    apply(db, changes + put_image(db, Buckets.BUILDER, original())[1])
     assert counted(db, Buckets.BUILDER) == {"files": 2, "originals": 1, "bytes": 310, "chunks": 2}
     assert facets.count(db, Buckets.BUILDER, "folder", "/shoes") == 1
     assert facets.count(db, Buckets.BUILDER, "tag", "red") == 1
 
 
 def test_applying_a_delete_takes_it_off_again(db):
-    docs, changes = storage.put_files(db, Buckets.BUILDER, [original()])
+    docs, changes = put_image(db, Buckets.BUILDER, original())
     apply(db, changes)
+    records.images(db, Buckets.BUILDER).delete_one({"_id": docs[1]["_id"]})  # the record, then its bytes
+    apply(db, Changes(removed=[FileSet(Buckets.BUILDER, docs[1:], 0, 1)]))
     apply(db, storage.remove_files(db, Buckets.BUILDER, [docs[0]["_id"]])[1])
     assert counted(db, Buckets.BUILDER) == {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}
     assert facets.count(db, Buckets.BUILDER, "folder", "/shoes") in (0, None)
 
 
 def test_a_delete_that_raced_another_leaves_the_facets_to_the_reconciliation(db):
-    docs, changes = storage.put_files(db, Buckets.BUILDER, [original(), original(folder="/hats")])
+    docs, changes = put_image(db, Buckets.BUILDER, original(), original(folder="/hats"))
     apply(db, changes)
     # Read two, removed one (the other went in a concurrent delete): counts exact, bytes a share.
-    apply(db, Changes(removed=[FileSet(Buckets.BUILDER, docs, chunks=1, removed=1)]))
+    files, found = docs[:2], docs[2:]
+    apply(db, Changes(removed=[FileSet(Buckets.BUILDER, found, chunks=0, removed=1),
+                               FileSet(Buckets.BUILDER, files, chunks=1, removed=1)]))
     assert counted(db, Buckets.BUILDER) == {"files": 1, "originals": 1, "bytes": 300, "chunks": 1}
     assert facets.count(db, Buckets.BUILDER, "folder", "/shoes") == 1  # untouched
 

@@ -24,9 +24,7 @@ def put(app: Flask, name: str = "good/progressive.jpg", bucket: str = Buckets.PR
         db = get_db()
         upload = Library.Upload(name.split("/")[-1], image_bytes(name))
         image = AppMedia.on(db).library(bucket).store(upload).image
-        doc = record(db, bucket, image.id)
-        assert doc is not None, image.id
-        return doc
+        return record(db, bucket, image.id)
 
 
 def url(doc, tail: str = "") -> str:

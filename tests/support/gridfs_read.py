@@ -1,15 +1,15 @@
 """An image's current bytes as stock GridFS reads them, by the rule docs/operations.md states.
 
-The rule ("Reading an image's bytes without the app"): the current bytes of image ``<id>`` are
-the file named by its files document's ``metadata.content.id`` when present, else the image's
-own file. An image replaced in place (new bytes, edits, a focal point... avenue/media/store/
-replace.py) keeps its id, but its own document has no chunks of its own; its ``length`` is its
-bytes' length all the same, so a stock read of the image's own file raises ``CorruptGridFile``
-rather than give an empty file.
+The rule ("Reading an image's bytes without the app"): read image ``<id>``'s record in
+``<bucket>.images``; its bytes are the file of ``<bucket>``'s GridFS named by the record's
+``metadata.content.id`` when present, else the file whose ``_id`` is the image's id. Every
+document of ``<bucket>.files`` is a whole GridFS file (issue 75): the record is not one, and
+no file is an image's record.
 
-Only pymongo's ``gridfs`` reads here, never the app's code: what an ops person's script, a
-``mongofiles`` or another service would do. Other tests (a model-based one among them) import
-:func:`current_bytes` to check that the rule holds for every image after any sequence of changes.
+Only pymongo reads here (its collections, then its ``gridfs``), never the app's code: what an
+ops person's script, a ``mongofiles`` or another service would do. Other tests (a model-based
+one among them) import :func:`current_bytes` to check that the rule holds for every image
+after any sequence of changes.
 """
 
 from __future__ import annotations
@@ -44,29 +44,30 @@ def stock_gridfs(db: Any) -> Iterator[None]:
 
 def content_id(db: Any, bucket: str, image_id: Any) -> Any:
     """The id of the file holding image ``image_id``'s current bytes, by the documented rule:
-    ``metadata.content.id`` when the image's files document has one, else ``image_id``.
-    ``gridfs.NoFile`` when ``bucket`` has no such image."""
-    with stock_gridfs(db):
-        found = next(iter(gridfs.GridFSBucket(db, bucket_name=bucket).find({"_id": image_id})), None)
+    its record's (``<bucket>.images``) ``metadata.content.id`` when it has one, else
+    ``image_id``. ``gridfs.NoFile`` when ``bucket`` has no such image."""
+    found = db[f"{bucket}.images"].find_one({"_id": image_id}, {"metadata.content": 1})
     if found is None:
         raise gridfs.NoFile(f"no image {image_id!r} in {bucket}")
-    content = (found.metadata or {}).get("content") or {}
+    content = (found.get("metadata") or {}).get("content") or {}
     return content.get("id", image_id)
 
 
 def current_bytes(db: Any, bucket: str, image_id: Any) -> bytes:
     """Image ``image_id``'s current bytes in ``bucket`` (``"builder_media"``, ``"product_images"``,
-    ...), read with stock ``gridfs.GridFSBucket`` alone by the documented rule: the file named by
-    ``metadata.content.id`` when present, else the image's own file. Raises what stock GridFS
-    raises (``NoFile``, ``CorruptGridFile``), never answers with bytes it did not find."""
+    ...), read by the documented rule: the record in ``<bucket>.images``, then stock
+    ``gridfs.GridFSBucket`` on the file its ``metadata.content.id`` names, else on the image's
+    id. Raises what stock GridFS raises (``NoFile``, ``CorruptGridFile``), never answers with
+    bytes it did not find."""
     with stock_gridfs(db):
         return gridfs.GridFSBucket(db, bucket_name=bucket).open_download_stream(
             content_id(db, bucket, image_id)).read()
 
 
 def own_file_bytes(db: Any, bucket: str, image_id: Any) -> bytes:
-    """What a stock read of the image's *own* file gives, ignoring the rule (the naive read an
-    ops person might try): the bytes, or the ``CorruptGridFile`` of an image whose bytes are
-    elsewhere."""
+    """What a stock read of the file with the image's id gives, ignoring the rule (the naive
+    read an ops person might try): an image never changed in place, its bytes; one changed in
+    place, its first version's bytes while a version keeps them, else ``NoFile``. Never a
+    ``CorruptGridFile``: every files document is a whole file."""
     with stock_gridfs(db):
         return gridfs.GridFSBucket(db, bucket_name=bucket).open_download_stream(image_id).read()

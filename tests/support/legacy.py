@@ -13,7 +13,7 @@ from bson import ObjectId
 
 from avenue.media import Buckets
 from tests.helpers import FIXTURES, make_app
-from tests.support.records import IMAGE, images
+from tests.support import records
 
 LEGACY_UPLOADS = FIXTURES / "legacy_uploads"
 
@@ -58,12 +58,14 @@ def normalized_state(db) -> dict:
     names: dict = {}
     buckets = (Buckets.PRODUCTS, Buckets.BUILDER, Buckets.UPLOADS)
     for bucket in buckets:
-        for doc in images(db, bucket).find(IMAGE):
+        for doc in records.images(db, bucket).find(records.IMAGE):
             names[doc["_id"]] = f"{bucket}:{doc['metadata']['key']}"
     for bucket in buckets:
         for doc in db[f"{bucket}.files"].find({"metadata.role": "variant"}):
             meta = doc["metadata"]
-            names[doc["_id"]] = f"{names.get(meta['original_id'], '?')}/{meta['variant']}.{meta['format']}"
+            # The file of an image's bytes has the image's id: it keeps the image's name.
+            owner = names.get(meta["original_id"], "?")
+            names.setdefault(doc["_id"], f"{owner}/{meta['variant']}.{meta['format']}")
 
     def clean(value):
         if isinstance(value, dict):
@@ -91,9 +93,12 @@ def normalized_state(db) -> dict:
 
     return {
         "files": {bucket: sorted(file_entry(d) for d in db[f"{bucket}.files"].find()) for bucket in buckets},
+        "images": {bucket: sorted(file_entry(d) for d in records.images(db, bucket).find())
+                   for bucket in buckets},
+        # The chunks of each image's bytes (the file under its id).
         "original_chunks": {bucket: sorted(
             (names[d["_id"]], db[f"{bucket}.chunks"].count_documents({"files_id": d["_id"]}))
-            for d in db[f"{bucket}.files"].find({"metadata.role": "original"})) for bucket in buckets},
+            for d in records.images(db, bucket).find(records.IMAGE)) for bucket in buckets},
         "legacy_paths": sorted(json.dumps(clean(d), sort_keys=True) for d in db.legacy_paths.find()),
         "shop_products": {d["sku"]: clean(d) for d in db.shop_products.find()},
         "page_content": {d["slug"]: clean(d) for d in db.page_content.find()},

@@ -25,7 +25,6 @@ def put(app: Flask, name: str = "good/progressive.jpg", bucket: str = Buckets.PR
         if readable is not None:
             library.rename(stored.id, readable)
         doc = record(get_db(), bucket, stored.id)
-        assert doc is not None, stored.id
         image = Image.from_files_doc(bucket, doc)
         return {"doc": doc, "obj": image_object(image, signer_from_config(app.config)),
                 "bytes": library.read(image)}

@@ -65,6 +65,7 @@ DATABASE_SUBJECTS = frozenset({
     "tests/api/test_fsck_resume.py",
     "tests/media/upkeep/test_fsck.py",
     "tests/media/upkeep/test_gc.py",
+    "tests/media/upkeep/test_migrate.py",
     "tests/api/test_backup.py",
     "tests/api/test_backup_file.py",
     "tests/api/test_scale_bench.py",

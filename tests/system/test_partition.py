@@ -15,6 +15,7 @@ from tests.helpers import Auth, make_app
 from tests.support.client import upload
 from tests.support.fixtures import photo
 from tests.support.launcher import CuttableProxy, MakeRunDatabase
+from tests.support.records import images
 
 # Each test has a SecantusDB of its own, as make run starts it (standalone, through the relay:
 # tests/support/launcher.py MakeRunDatabase); the replica-set server they had, reached over many
@@ -90,7 +91,8 @@ def test_a_cut_between_the_chunks_and_the_files_documents_leaves_only_garbage_gc
     direct = pymongo.MongoClient(server.uri)
     try:
         db = direct.avenue_partition
-        assert db[f"{Buckets.UPLOADS}.files"].count_documents({}) == 0  # nobody can see a half file
+        assert images(db, Buckets.UPLOADS).count_documents({}) == 0  # nobody can see a half image
+        assert db[f"{Buckets.UPLOADS}.files"].count_documents({}) == 0  # nor a half file
         assert db[f"{Buckets.UPLOADS}.chunks"].count_documents({}) > 0  # its chunks are garbage...
         AppMedia.on(db, AppMedia.of(app).core).maintenance.collect_garbage(grace_seconds=0)
         assert db[f"{Buckets.UPLOADS}.chunks"].count_documents({}) == 0  # ...that gc removes

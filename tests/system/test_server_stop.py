@@ -30,7 +30,7 @@ LISTEN = "0A"  # a listening socket's state in /proc/net/tcp
 
 
 def pending_of(doc: dict) -> list[tuple[str, str]]:
-    """The variants an original's files document lists as pending (``pending`` set on its entry
+    """The variants an image's record lists as pending (``pending`` set on its entry
     under ``metadata.variants.<name>.<format>``: its file not written yet)."""
     listed = doc["metadata"]["variants"]
     return [(name, fmt) for name, formats in listed.items() for fmt, info in formats.items()

@@ -37,9 +37,10 @@ from avenue.media.records import Document
 
 @dataclass(frozen=True)
 class FileSet:
-    """Files written to or removed from one bucket: their files documents (at least length,
-    role, folder and tags) and how many chunks went with them. ``removed``: for a delete, how
-    many files documents it removed itself (a concurrent delete may have taken the rest)."""
+    """Files or image records written to or removed from one bucket: their documents (at
+    least length, role, folder and tags; a record counts as an original, a files document as a
+    file: ``counters.figures``) and how many chunks went with them. ``removed``: for a delete,
+    how many of them it removed itself (a concurrent delete may have taken the rest)."""
 
     bucket: str
     docs: list[dict[str, Any]]
@@ -111,7 +112,7 @@ def _record_removed(db: Database[Document], gone: FileSet) -> None:
     change = counters.figures(gone.docs, chunks=gone.chunks)
     if removed != len(gone.docs):
         share = removed / len(gone.docs) if gone.docs else 0.0
-        change.update(files=removed, originals=round(change["originals"] * share),
+        change.update(files=round(change["files"] * share), originals=round(change["originals"] * share),
                       bytes=round(change["bytes"] * share))
     counters.record(db, gone.bucket, change, sign=-1)
     if removed == len(gone.docs):

@@ -1,8 +1,9 @@
 """Per-bucket totals kept with every write (``media_counters``): files, originals, bytes, chunks.
 
-storage-status answers from one read of these four small documents instead of aggregating
-every files document, so it costs the same at ten files as at ten million and shows the last
-write at once.
+Files, bytes and chunks are the bucket's GridFS files (an image's bytes, its variants); the
+originals its image records (``<bucket>.images``, :func:`figures`). storage-status answers from
+one read of these four small documents instead of aggregating every files document, so it
+costs the same at ten files as at ten million and shows the last write at once.
 
 Write order, and why drift is bounded and corrected:
 
@@ -41,7 +42,7 @@ from avenue.db import long_operations
 from avenue.dialect import dialect_of
 from avenue.embedded.fences import walk_dates
 from avenue.media.buckets import STORED
-from avenue.media.records import IMAGE, Document, images, is_image, own_length
+from avenue.media.records import IMAGE, Document, images, is_image
 from avenue.paging import DateHints
 
 log = logging.getLogger(__name__)
@@ -51,14 +52,18 @@ CHUNK_INDEX = [("files_id", 1), ("n", 1)]
 
 
 def figures(docs: Iterable[dict[str, Any]], chunks: int = 0) -> dict[str, Any]:
-    """What a set of files documents (and ``chunks`` chunks) adds to a bucket's counters, and
-    their earliest and latest upload dates."""
+    """What a set of documents (and ``chunks`` chunks) adds to a bucket's counters, and the
+    files' earliest and latest upload dates: an image record (``<bucket>.images``) counts as an
+    original only, every files document as a file with its bytes (an image's bytes are a file
+    of their own, counted as such)."""
     files = originals = size = 0
     dates = []
     for doc in docs:
+        if is_image(doc):
+            originals += 1
+            continue
         files += 1
-        originals += is_image(doc)
-        size += own_length(doc)  # an image replaced in place: its content file holds its bytes
+        size += int(doc.get("length") or 0)
         if isinstance(doc.get("uploadDate"), dt.datetime):
             dates.append(doc["uploadDate"])
     return {"files": files, "originals": originals, "bytes": size, "chunks": chunks,
@@ -128,19 +133,18 @@ def originals(db: Database[Document], bucket: str) -> int | None:
     return max(0, int(doc.get("originals") or 0))
 
 
-#: The roles a files document has (``metadata.role``; None: written before roles). Every
-#: writer of the media package gives one of these; the embedded database's count reads each.
+#: The roles a document has (``metadata.role``; None: written before roles): the image records
+#: (``<bucket>.images``) are the originals, the files the others. Every writer of the media
+#: package gives one of these; the embedded database's count reads each.
 ROLES = ("original", "variant", "rendition", None)
 #: Files documents a walk holds at once (a window between fences holds about 256).
 READ_BATCH = 1000
 #: GridFS's default chunk size, for a files document that does not say its own.
 CHUNK_SIZE = 255 * 1024
+# Over a bucket's files (every one a whole GridFS file, an image's bytes included); the
+# originals are its image records, counted apart (:func:`_group_whole`).
 _GROUP = {"$group": {
-    # Bytes as records.own_length counts them: an original replaced in place holds none of its
-    # own (its ``length`` is its content file's, which is counted as that file).
-    "_id": None, "files": {"$sum": 1},
-    "bytes": {"$sum": {"$cond": [{"$ifNull": ["$metadata.content", False]}, 0, "$length"]}},
-    "originals": {"$sum": {"$cond": [{"$eq": ["$metadata.role", "original"]}, 1, 0]}},
+    "_id": None, "files": {"$sum": 1}, "bytes": {"$sum": "$length"},
     "oldest": {"$min": "$uploadDate"}, "newest": {"$max": "$uploadDate"},
 }}
 
@@ -164,8 +168,9 @@ def _add(sums: dict[str, Any], files: int, size: int, originals: int, dates: lis
 def _group_whole(db: Database[Document], bucket: str) -> dict[str, Any]:
     sums = {"files": 0, "bytes": 0, "originals": 0, "oldest": None, "newest": None}
     for row in db[f"{bucket}.files"].aggregate([_GROUP]):
-        _add(sums, int(row.get("files") or 0), int(row.get("bytes") or 0), int(row.get("originals") or 0),
+        _add(sums, int(row.get("files") or 0), int(row.get("bytes") or 0), 0,
              [row.get("oldest"), row.get("newest")])
+    sums["originals"] = images(db, bucket).count_documents(IMAGE)
     return sums
 
 
@@ -182,7 +187,7 @@ def walk_role(db: Database[Document], bucket: str, role: str | None, projection:
         held = of(db, bucket)
         most = at_most
         if most is None:
-            most = held["originals"] if role == "original" else held["files"] - held["originals"]
+            most = held["originals"] if role == "original" else held["files"]
         return DateHints(held["oldest"], held["newest"], most)
 
     # The originals are the image records (records.images); the other roles are files.
@@ -195,9 +200,10 @@ def walk_role(db: Database[Document], bucket: str, role: str | None, projection:
 
 
 def _count_in_windows(db: Database[Document], bucket: str) -> dict[str, Any]:
-    """The files figures and chunks of a bucket on the embedded database, summed a window of
-    one role's upload dates at a time (:func:`walk_role`); each walk samples the fences the
-    next one reads between. The chunks are what the files documents say they hold
+    """The figures and chunks of a bucket on the embedded database, summed a window of one
+    role's upload dates at a time (:func:`walk_role`: the originals are its image records, which
+    count as originals only; the other roles its files); each walk samples the fences the next
+    one reads between. The chunks are what the files documents say they hold
     (``ceil(length / chunkSize)``): a count of the chunks themselves is a walk of every chunk
     there (2.3-2.8 s for 225,459 chunks, measured through make run's one connection), so
     chunks gone behind the app's back are found by ``fsck``, which reads every file's chunks."""
@@ -205,19 +211,21 @@ def _count_in_windows(db: Database[Document], bucket: str) -> dict[str, Any]:
                             "newest": None}
     held = of(db, bucket)
     for role in ROLES:
-        # The other roles' files at most: what the counters hold less the originals and what
-        # the walks before counted (a role with none is then a few reads, not a crawl to the
-        # far edge: ``first_date_windows``).
-        most = held["originals"] if role == "original" else held["files"] - held["originals"] - (
-            sums["files"] - sums["originals"])
-        for docs in walk_role(db, bucket, role, {"uploadDate": 1, "length": 1, "chunkSize": 1,
-                                                 "metadata.content": 1}, at_most=most, sample=True):
+        # The other roles' files at most: what the counters hold less what the walks before
+        # counted (a role with none is then a few reads, not a crawl to the far edge:
+        # ``first_date_windows``).
+        most = held["originals"] if role == "original" else held["files"] - sums["files"]
+        for docs in walk_role(db, bucket, role, {"uploadDate": 1, "length": 1, "chunkSize": 1},
+                              at_most=most, sample=True):
+            if role == "original":  # records: no bytes, no chunks, no file of their own
+                _add(sums, 0, 0, len(docs), [])
+                continue
             size = 0
             for doc in docs:
-                length = own_length(doc)
+                length = int(doc.get("length") or 0)
                 size += length
                 sums["chunks"] += math.ceil(length / int(doc.get("chunkSize") or CHUNK_SIZE))
-            _add(sums, len(docs), size, len(docs) if role == "original" else 0,
+            _add(sums, len(docs), size, 0,
                  [docs[0].get("uploadDate"), docs[-1].get("uploadDate")] if docs else [])
     return sums
 

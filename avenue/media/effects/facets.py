@@ -6,7 +6,7 @@ never on how many images (grouping every original on each call does).
 
 Kept like the bucket counters (:mod:`avenue.media.effects.counters`), in the same code paths:
 
-- every GridFS write, copy and delete of an original of a faceted bucket
+- every write, copy and delete of an image record of a faceted bucket (``<bucket>.images``)
   (:mod:`avenue.media.store.storage`, through :func:`avenue.media.effects.apply`) adds or takes
   off one per folder and per tag it carries
   (an image with no folder is in the root, ``/``);
@@ -93,7 +93,8 @@ def apply(db: Database[Document], bucket: str, change: Counter[tuple[str, str]] 
 
 
 def record(db: Database[Document], bucket: str, docs: Iterable[dict[str, Any]], sign: int = 1) -> None:
-    """Count ``docs`` (files documents written, or ``sign`` -1: deleted) in the facets."""
+    """Count ``docs`` (image records written, or ``sign`` -1: deleted; files count for nothing)
+    in the facets."""
     if bucket not in FACETED:
         return
     total: Counter[tuple[str, str]] = Counter()
@@ -103,7 +104,7 @@ def record(db: Database[Document], bucket: str, docs: Iterable[dict[str, Any]], 
 
 
 def moved(db: Database[Document], bucket: str, before: dict[str, Any], after: dict[str, Any]) -> None:
-    """An original's folder or tags changed from ``before``'s to ``after``'s (files documents)."""
+    """An original's folder or tags changed from ``before``'s to ``after``'s (its records)."""
     change = of(after)
     change.subtract(of(before))
     apply(db, bucket, change)

@@ -1,4 +1,4 @@
-"""An in-process cache of media files documents and small hot files.
+"""An in-process cache of image records (as :class:`MediaDoc`) and small hot files.
 
 Safe because media is immutable: a file id always names the same bytes. The one thing that
 changes is deletion, which every worker must honour within 2 seconds. Deleting code writes a

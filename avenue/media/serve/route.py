@@ -310,7 +310,7 @@ def _check_source_signature(bucket: str, doc: MediaDoc) -> None:
 
 
 def _read(bucket: str, file_id: ObjectId) -> MediaDoc | None:
-    """The image's document as the database has it now (read after this call began, shared
+    """The image's record (``<bucket>.images``) as the database has it now (read after this call began, shared
     with concurrent requests for it: :class:`~avenue.media.serve.cache.SharedReads`), put in
     (or dropped from) the cache."""
     state = get_state()

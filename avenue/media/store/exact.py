@@ -10,7 +10,7 @@ it existed get it from ``flask near-duplicates`` (``avenue/media/upkeep/backfill
 that differ in a detail a 200 px thumb cannot show (a dot, a price on a label) share it. So a
 candidate is linked only when its original's full-resolution pixels are the same too
 (``metadata.pixels_full_sha256``, :func:`ingest.near_hash.full_pixels_sha256`: each original
-decoded once, in the decode budget, and the key kept on its files document; an SVG's key is
+decoded once, in the decode budget, and the key kept on its record; an SVG's key is
 its bytes). Candidates are rare (re-saves), so an upload without one decodes nothing more.
 
 **Linking** (:func:`link`): one query on the ``pixels_sha256`` index finds the others with
@@ -52,8 +52,7 @@ from pymongo.database import Database
 from avenue.errors import ImageTooLarge, ServerBusy, UnsupportedImage
 from avenue.media.ingest import near_hash
 from avenue.media.records import IMAGE, Document, images, is_image
-from avenue.media.store import storage
-from avenue.media.store.replace import bytes_doc
+from avenue.media.store.replace import read_original
 
 GROUP_MEMBERS = 50  # the most images a group lists
 PIXELS = "metadata.pixels_sha256"
@@ -82,7 +81,7 @@ def _pixels(doc: dict[str, Any]) -> str | None:
 def full_key(db: Database[Document], bucket: str, doc: dict[str, Any],
              hold: Callable[[int, int], Any], *, disabled: frozenset[str]) -> str | None:
     """The original ``doc``'s full-resolution pixel key (module docstring), computed once and
-    kept on its files document; None when it cannot be read (then it is linked to nothing).
+    kept on its record; None when it cannot be read (then it is linked to nothing).
     :class:`Refused` when the decode budget refuses it now, or its format is in ``disabled``
     (the formats turned off: nothing is written, the key is computed once it is on again)."""
     meta = doc.get("metadata") or {}
@@ -90,8 +89,8 @@ def full_key(db: Database[Document], bucket: str, doc: dict[str, Any],
     if isinstance(known, str) and known:
         return known
     try:
-        data = storage.read_all(db, bucket, bytes_doc(db, bucket, doc))
-    except (KeyError, OSError):  # a document without its chunks (storage.read_range), or its content file
+        data = read_original(db, bucket, doc)
+    except (KeyError, OSError):  # a record whose bytes' file lacks chunks (storage.read_range)
         return None
     try:
         key = near_hash.full_pixels_sha256(data, hold, disabled)

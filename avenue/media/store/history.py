@@ -1,9 +1,9 @@
-"""An image's earlier versions, as its head lists them (``metadata.history``): what each was,
+"""An image's earlier versions, as its record lists them (``metadata.history``): what each was,
 what changed to make it, and where its bytes are, so that any of them can be listed, compared
 and restored for ``AVENUE_TRASH_DAYS`` after it stopped being current.
 
 Every change in place (new bytes, edits, a focal point, named crops, a restore) switches the
-head in one update (avenue/media/store/replace.py); that same update adds the version it
+record in one update (avenue/media/store/replace.py); that same update adds the version it
 switches away from to this list. An entry is the version's recipe, not its files:
 
 - ``v``: its version (8 hex digits, as in its URLs); ``since`` / ``replaced_at``: when it

@@ -35,12 +35,17 @@ def gridfs_indexes() -> list[IndexModel]:
         # original id + name. Unique, so concurrent identical uploads store one file.
         IndexModel([("metadata.key", ASCENDING)], unique=True, name="metadata_key_unique"),
         IndexModel([("metadata.original_id", ASCENDING)], name="variant_of"),
+        # The counters' walk of one role's files between dates on the embedded database
+        # (effects/counters.walk_role): a window is one bound of this index.
+        IndexModel([("metadata.role", ASCENDING), ("uploadDate", DESCENDING), ("_id", DESCENDING)],
+                   name="role_newest"),
     ]
 
 
 def image_indexes() -> list[IndexModel]:
     """What the media package queries a bucket's image records by (fields only they carry)."""
     return [
+        IndexModel([("metadata.key", ASCENDING)], unique=True, name="metadata_key_unique"),
         # Lists newest first (library.NEWEST_FIRST): equality keys, then the whole sort, so a
         # page is one index walk with no in-memory sort, at any depth with a cursor.
         IndexModel([("metadata.role", ASCENDING), ("uploadDate", DESCENDING), ("_id", DESCENDING)],
@@ -130,7 +135,7 @@ def ensure_indexes(db: Database[Document]) -> None:
     for bucket in STORED:
         create_missing(db[f"{bucket}.chunks"], chunks_indexes())
         own = library_indexes() if bucket == BUILDER else trash_indexes() if bucket == TRASH else []
-        # One listing per collection: the records' indexes join the files' while both are one.
+        # The files' indexes, and the image records' in their own collection.
         wanted: dict[str, list[IndexModel]] = {}
         wanted.setdefault(f"{bucket}.files", []).extend(gridfs_indexes())
         wanted.setdefault(images_name(bucket), []).extend(image_indexes() + own)

@@ -8,7 +8,7 @@ distance keeps those within ``near_hash.NEAR``. Those are read whole, nearest fi
 ``limit`` at a time, and kept only when their colours agree too (``near_hash.same_colours`` on
 ``metadata.colour_shares``: the hash is grey, so a product shot in red, blue and green is one
 hash; an image stored before the shares keeps the hash's word alone until ``flask near-duplicates``
-gives it its shares). Only the bucket's own files collection is asked:
+gives it its shares). Only the bucket's own records are asked:
 trashed images live in the trash bucket and are never matched; another bucket's never either.
 
 **At upload** (:class:`Lookup`): an upload's lookup runs beside the write of its original
@@ -90,7 +90,7 @@ _NO_ID = ObjectId(b"\x00" * 12)  # below every label: the first page's bound (nu
 
 @dataclass(frozen=True)
 class Match:
-    """A near-duplicate: its files document and its Hamming distance."""
+    """A near-duplicate: its record and its Hamming distance."""
 
     doc: dict[str, Any]
     distance: int
@@ -239,7 +239,7 @@ class Lookup:
             count_near_lookup("stopped")
 
     def finish(self, created: list[dict[str, Any] | None]) -> list[list[Match] | None]:
-        """Each upload's matches once its writes are done (``created``: the files document of
+        """Each upload's matches once its writes are done (``created``: the record of
         each upload this store created, None for one found stored already), its groups linked;
         None for every upload when the lookup raised or did not answer within
         :func:`wait_past_writes` (an answer that comes later still links the groups)."""

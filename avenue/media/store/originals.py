@@ -1,14 +1,16 @@
 """Store, transfer and delete images: the one upload path every blueprint uses.
 
 Write order makes every crash point safe without transactions (GridFS cannot run in one):
-the variants rendered before the answer (the WebP thumb) first, the original's files document
-last, listing every variant: the rendered ones and the *pending* ones (an id, a size, a
-format, no file yet: avenue/media/store/pending.py renders them right after the answer, or
-on their first request, under one claim). A reader that finds the original finds each
-variant it lists, or finds it pending and has it rendered (a GET of a pending variant renders
-it and serves its bytes, never a 404); a crash before the original leaves only variants whose
-original does not exist, or chunks with no files document, both of which ``gc`` collects; a
-crash after it leaves pending variants, which the first GET or ``fsck --repair`` renders.
+the variants rendered before the answer (the WebP thumb) first, then the file holding the
+image's bytes (a GridFS file of its own under the image's id, :func:`bytes_metadata`), the
+image's record (``<bucket>.images``) last, listing every variant: the rendered ones and the
+*pending* ones (an id, a size, a format, no file yet: avenue/media/store/pending.py renders
+them right after the answer, or on their first request, under one claim). A reader that
+finds the record finds each variant it lists, or finds it pending and has it rendered (a GET
+of a pending variant renders it and serves its bytes, never a 404); a crash before the
+record leaves only files whose image does not exist, or chunks with no files document, both
+of which ``gc`` collects; a crash after it leaves pending variants, which the first GET or
+``fsck --repair`` renders.
 The pending variants are handed to :func:`~avenue.media.store.pending.complete_later` only
 once ``store_all`` has stored every upload (all or nothing as before: a failed call removes
 what it created, and the pending render of a removed image finds nothing to do).
@@ -18,7 +20,7 @@ what it created, and the pending render of a removed image finds nothing to do).
 the writes (avenue/media/store/near_duplicates.py), with the id the original will be written under
 (:attr:`Ready.original_id`, drawn at validation) and the hash validation computed.
 
-A delete removes the original first (readers see 404 at once), then its variants, then its
+A delete removes the record first (readers see 404 at once), then its files, then its
 renditions on request (:mod:`avenue.media.store.renditions`: never served once the original
 is gone, since every rendition URL resolves the original first); a crash before the last
 step leaves renditions of a missing image, which ``gc`` collects too. The variants are those
@@ -40,7 +42,7 @@ from typing import Any, BinaryIO
 
 from bson import ObjectId
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from avenue.errors import AvenueError, Conflict
 from avenue.media import effects
@@ -92,7 +94,7 @@ class Ready:
 
     def probe(self, owner: str | None) -> dict[str, Any]:
         """What a near-duplicate lookup needs of the original this upload is or will be (its
-        files document when stored already; otherwise its id, role, ``owner`` and hash)."""
+        record when stored already; otherwise its id, role, ``owner`` and hash)."""
         stored = self.existing if self.existing is not None else self.trashed
         if stored is not None:
             return stored
@@ -188,20 +190,30 @@ def _write(db: Database[Document], bucket: str, ready: Ready, options: UploadOpt
         **({near_duplicates.PENDING_FIELD: True} if ready.near_hash else {}),
         **options.labels(),
     }
-    # The original's files document goes last: readers never see it without its rendered
-    # variants, and its pending ones are rendered by whoever asks first (pending.py).
-    new_files.append(storage.NewFile(prepared.data, ready.filename, metadata, original_id))
+    # The record goes last: readers never see it without its rendered variants, and its
+    # pending ones are rendered by whoever asks first (pending.py). The bytes: a GridFS file
+    # of their own under the image's id, named by it as its "original" (store/replace.py's
+    # content files are the same kind).
+    new_files.append(storage.NewFile(prepared.data, ready.filename, bytes_metadata(original_id, prepared),
+                                     original_id))
     try:
-        docs = storage.write_files(db, bucket, new_files)
-    except (DuplicateKeyError, BulkWriteError) as error:
-        if not storage.is_duplicate_key(error):
-            raise
-        # Someone stored the same bytes a moment ago (write_files removed ours): keep theirs.
+        record = storage.write_image(db, bucket, new_files, metadata)
+    except DuplicateKeyError:
+        # Someone stored the same bytes a moment ago: keep theirs (write_image took ours back).
         existing = images(db, bucket).find_one({"metadata.key": ready.key})
         if existing is None:
             raise
         return StoreResult(existing, False)
-    return StoreResult(docs[-1], True)
+    return StoreResult(record, True)
+
+
+def bytes_metadata(image_id: ObjectId, prepared: PreparedImage, version: str = "") -> dict[str, Any]:
+    """The metadata of the file holding image ``image_id``'s bytes (of ``version``, when a
+    change in place wrote them): a file like a variant, named ``original``."""
+    owner = f"{image_id}~{version}" if version else str(image_id)
+    return {"role": "variant", "variant": "original", "key": f"{owner}/original", "original_id": image_id,
+            "format": prepared.format.lower(), "content_type": prepared.content_type,
+            "sha256": prepared.sha256, "width": prepared.width, "height": prepared.height}
 
 
 def write_variant(db: Database[Document], bucket: str, original_id: ObjectId, rendition: Rendition,
@@ -300,17 +312,17 @@ def write_all(db: Database[Document], bucket: str, readies: list[Ready],
 
 def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | ObjectId, *,
                  purges: Purges) -> bool:
-    """Delete an original and all its variants (original first, so readers see 404 at once);
-    ``purges``: what the app queues for its CDN (its Media's: ``media.purges``)."""
+    """Delete an image: its record first (readers see 404 at once), then its bytes' file and
+    variants; ``purges``: what the app queues for its CDN (its Media's: ``media.purges``)."""
     files = db[f"{bucket}.files"]
     doc = doc_or_id if isinstance(doc_or_id, dict) else images(db, bucket).find_one({"_id": doc_or_id})
     if doc is None:
         return False
-    # Variants listed by the original, and any re-rendered ones that point back at it.
+    # Variants listed by the record, and any files pointing back at it (its bytes' file too).
     ids = variant_ids(doc) + [
         v["_id"] for v in files.find({"metadata.original_id": doc["_id"]}, {"_id": 1})
     ]
-    deleted = storage.delete_file(db, bucket, doc["_id"], with_ids=ids)
+    deleted = storage.delete_image(db, bucket, doc["_id"], with_ids=ids)
     # Written and listed by a pending render since ``doc`` was read (the module doc): gone too.
     late = [v["_id"] for v in files.find({"metadata.original_id": doc["_id"]}, {"_id": 1})]
     if late:
@@ -324,12 +336,13 @@ def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | Obje
 def transfer(db: Database[Document], source: str, target: str, doc: dict[str, Any], *, kind: str,
              scope: str = "", unset: tuple[str, ...] = ("expires_at", "near_group", "exact_group"),
              delete_source: bool = True, media: Media | None = None) -> StoreResult:
-    """Move an original and its variants to another bucket, keeping their ids (its pending
-    variants rendered there as ``media`` runs work left for after the answer).
+    """Move an image (its record ``doc``, its bytes' file and its variants) to another bucket,
+    keeping their ids (its pending variants rendered there as ``media`` runs work left for
+    after the answer).
 
-    If the target already holds the same image it is reused. Copies first, deletes the
-    source last (unless ``delete_source`` is False: the caller deletes it once the copy is
-    in use): a crash leaves a duplicate ``gc`` can collect, never a lost image.
+    If the target already holds the same image it is reused. Copies the files first, then
+    the record, deletes the source last (unless ``delete_source`` is False: the caller
+    deletes it once the copy is in use): a crash leaves a duplicate ``gc`` can collect, never a lost image.
     """
     key = dedupe_key(doc["metadata"]["source_sha256"], scope)
     existing = images(db, target).find_one({"metadata.key": key})
@@ -341,14 +354,17 @@ def transfer(db: Database[Document], source: str, target: str, doc: dict[str, An
     if existing is None:
         copied: list[Any] = []
         try:
-            for vid in variant_ids(doc):
+            # Its files (its variants, its bytes' file: its own id's until replaced in place),
+            # then its record, the copy's commit point.
+            own = [] if (doc["metadata"].get("content") or {}).get("id") is not None else [doc["_id"]]
+            for vid in dict.fromkeys([*variant_ids(doc), *own]):
                 variant = db[f"{source}.files"].find_one({"_id": vid})
                 if variant is not None:
                     storage.copy_file(db, source, target, variant)
                     copied.append(vid)
             metadata = {k: v for k, v in doc["metadata"].items() if k not in unset}
             metadata.update(key=key, kind=kind)
-            storage.copy_file(db, source, target, {**doc, "metadata": metadata})
+            storage.insert_record(db, target, {**doc, "metadata": metadata})
             existing = images(db, target).find_one({"_id": doc["_id"]})
             created = True
             if pending.pending_of(existing):  # copied before its variants were: rendered there

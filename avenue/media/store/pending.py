@@ -87,7 +87,7 @@ from avenue.media.ingest.edits import og_box
 from avenue.media.ingest.focal import CENTRE, FocalPoint
 from avenue.media.ingest.variants import Planned, Rendition
 from avenue.media.ingest.variants import recipe as variant_recipe
-from avenue.media.records import Document, images, is_image, variant_ids, variant_key
+from avenue.media.records import Document, MediaDoc, images, is_image, variant_ids, variant_key
 from avenue.media.store import claims, storage, undrawable
 from avenue.media.store.renditions import CLAIM_SECONDS, CLAIMS, WAIT_SECONDS
 
@@ -106,7 +106,7 @@ def is_pending(info: dict[str, Any]) -> bool:
 
 
 def pending_of(doc: Document | None) -> list[tuple[str, str, dict[str, Any]]]:
-    """The variants an original's files document lists as pending: (name, format, entry)."""
+    """The variants an image's record lists as pending: (name, format, entry)."""
     listed = ((doc or {}).get("metadata") or {}).get("variants") or {}
     return [(name, fmt, info) for name, formats in listed.items() for fmt, info in formats.items()
             if isinstance(info, dict) and is_pending(info)]
@@ -166,7 +166,7 @@ def complete_later(db: Database[Document], bucket: str, ids: list[Any], media: M
 def complete(db: Database[Document], bucket: str, image_id: Any, media: Media, *,
              want: tuple[str, str] | None = None, wait: float = WAIT_SECONDS,
              claim_seconds: float = CLAIM_SECONDS) -> Document | None:
-    """The original's files document once its pending variants (``want``: that one) are
+    """The image's record once its pending variants (``want``: that one) are
     listed: rendered here under the claim, or by whoever holds it within ``wait`` seconds
     (:class:`~avenue.errors.ServerBusy` after that; ``wait=0``: return at once, the holder
     finishes). None when the image does not exist (any more). The render holds a render slot of
@@ -273,9 +273,7 @@ def _disown(db: Database[Document], bucket: str, image_id: Any, ids: list[Any]) 
 
 
 def _original_bytes(db: Database[Document], bucket: str, doc: Document) -> bytes:
-    """The original's bytes: its own, or those of the file ``metadata.content`` names."""
-    content = (doc.get("metadata") or {}).get("content") or {}
-    holder = db[f"{bucket}.files"].find_one({"_id": content["id"]}) if content.get("id") is not None else doc
-    if holder is None:
-        raise OSError(f"{bucket} {doc['_id']}: the file holding its bytes is missing")
-    return storage.read_all(db, bucket, holder)
+    """The image's bytes: the file ``metadata.content`` names, else the one under its id, read by
+    what the record says of it (no look-up of the file: a cold render's commands are counted)."""
+    held = MediaDoc.from_files_doc(bucket, doc)
+    return storage.read_whole(db, bucket, held.bytes_id, held.length, held.chunk_size)

@@ -9,25 +9,24 @@ versions before it answer ``308`` to the same thing in the current version until
 ``AVENUE_REPLACED_REDIRECT_DAYS`` have passed (then ``404``), and the CDN purge hook is told
 about them at once (media/effects/purge.py).
 
-Layout. The original's files document (the *head*, ``_id`` = the image id) never has its
-chunks rewritten: a reader streaming it must never see a mix of two versions. Once replaced,
-the head has no chunks of its own and ``metadata.content`` names the file that holds the bytes
-(a file like a variant: ``role: variant``, ``variant: original``, ``original_id``); the
-variants are new files too. ``metadata.versions`` lists the earlier versions whose URLs
-redirect, with until when.
+Layout. The image's record (``<bucket>.images``, ``_id`` = the image id: records.py) is not a
+GridFS file; its bytes are one, in ``<bucket>.files``, shaped like a variant (``role: variant``,
+``variant: original``, ``original_id``): at upload the file under the image's own id, and once
+changed the file ``metadata.content`` names. No file's chunks are ever rewritten (a reader
+streaming one must never see a mix of two versions): a change writes its bytes as a new file
+and switches the record to it; the variants are new files too. ``metadata.versions`` lists the
+earlier versions whose URLs redirect, with until when.
 
 Read without the app (docs/operations.md, "Reading an image's bytes without the app"): the
-current bytes of image ``<id>`` are the file ``metadata.content.id`` names when present, else
-the image's own file. The head's ``length`` stays its bytes' length (``metadata.content.length``)
-though it holds no chunks, so a stock GridFS read of the head by the image id fails
-(``CorruptGridFile: no chunk #0``) instead of answering an empty file, and a listing shows the
-image's size; what counts or checks chunks goes by ``records.own_length`` (0 for such a head).
-Why not keep the head's own chunks the current bytes, so that a stock read by id just works:
-(1) it rewrites the chunks a reader may be streaming (the first replace of an image serves the
-head's own chunks until the switch), the very mix of two versions this layout exists to
-prevent; (2) it writes every new version's bytes twice and keeps them twice (an undo of edits
-too, which now writes no bytes at all): about half again a replace's time on the embedded
-database (docs/performance.md, "Measurements behind the code").
+current bytes of image ``<id>`` are the file ``metadata.content.id`` names when its record has
+it, else the file ``<id>``; every one of them a whole GridFS file that stock tools read. The
+record's ``length`` and ``chunkSize`` stay those of its bytes, so a listing shows its size and a
+read goes by the record alone (:func:`read_original`). Why a new file for each version, rather
+than the bytes always under the image's id: (1) rewriting that file's chunks in place is the
+very mix of two versions this layout exists to prevent; (2) writing each version's bytes twice
+(a new file, then over the old one) costs about half again a replace's time on the embedded
+database (docs/performance.md, "Measurements behind the code"), and an undo of edits writes no
+bytes at all.
 
 Order, so that a crash never leaves a half-replaced image (readers see the old version or the
 new one, whole):
@@ -36,11 +35,11 @@ new one, whole):
    planned (a bad file changes nothing);
 2. take the replace lease (``metadata.replacing_at``, compare-and-set together with the delete
    lease: a delete and a replace of one image never run at once; one of them is told 409);
-3. write the new bytes' file and the new variants (a crash: files no head lists, that
+3. write the new bytes' file and the new variants (a crash: files no record lists, that
    point at an existing original: ``gc`` removes them, as does the next delete of the image);
 4. copy the old version into the trash under an id of its own (restorable as a separate image,
    or onto its product again; purged by ``gc`` after ``AVENUE_TRASH_DAYS``);
-5. switch the head to the new version (one update, conditional on still holding the lease:
+5. switch the record to the new version (one update, conditional on still holding the lease:
    this is the moment the image changes), which also releases the lease; the same update
    lists the version it replaces in ``metadata.history`` (store/history.py: its recipe and,
    for new bytes, the trash copy of step 4), so an earlier version is listed exactly when the
@@ -56,15 +55,17 @@ new one, whole):
 
 Edits (avenue/media/ingest/edits.py) are a change of the same kind, without new bytes: the
 edited picture is rendered in step 1 from the *source*, the unedited original's bytes, and
-written in step 3 as the head's content file; the source is listed among the head's variants
-(``metadata.variants.source``: found, moved to the trash, restored, deleted and checked by gc
-and fsck like any variant) and never removed while the image is edited. The first edit of an
-image whose bytes are the head's own chunks copies them into a source file in step 3 and
-removes the head's chunks in step 6 (as a first replace does). Undoing the edits makes the
-source the content file again (nothing written but the variants). Nothing goes to the trash
-for an edit: the original stays. A replace with new bytes drops the edits and the source
-(the version it replaces, edits and source included, goes to the trash whole). Named crops
-(``metadata.crops``) and the edits are part of the version, so every URL changes with them.
+written in step 3 as the record's content file; the source is listed among the record's
+variants (``metadata.variants.source``: found, moved to the trash, restored, deleted and checked
+by gc and fsck like any variant) and never removed while the image is edited. The first edit of
+an image whose bytes are still the upload's file (under the image's id) copies them into a
+source file in step 3 and removes that file in step 6, as a first replace does (a file
+``variant: source`` then, not one more ``original``); a changed image's content file becomes the
+source as it is. Undoing the edits makes the source the content file again (nothing written but
+the variants). Nothing goes to the trash for an edit: the original
+stays. A replace with new bytes drops the edits and the source (the version it replaces, edits
+and source included, goes to the trash whole). Named crops (``metadata.crops``) and the edits
+are part of the version, so every URL changes with them.
 
 A restore (:func:`restore`, store/versions.py) is a change of the same kind: an earlier
 version's recipe (its bytes, from the image or its trash copy, its edits, focal point and
@@ -98,7 +99,7 @@ from avenue.media.ingest.pipeline import Ingested
 from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.records import SOURCE, Document, images, is_image, variant_ids, variant_key
 from avenue.media.store import history, near_duplicates, pending, renditions, storage, trash
-from avenue.media.store.originals import dedupe_key, name_prefixes
+from avenue.media.store.originals import bytes_metadata, dedupe_key, name_prefixes
 from avenue.media.store.pending import variant_file
 
 # A replace holds the image this long at most (a crashed replace frees it after this).
@@ -128,27 +129,31 @@ class DuplicateImage(Conflict):
 
 @dataclass(frozen=True)
 class Replaced:
-    """A replace's outcome: the head's new document, and whether anything changed."""
+    """A replace's outcome: the record as it is now, and whether anything changed."""
 
     doc: dict[str, Any]
     changed: bool
 
 
 def bytes_doc(db: Database[Document], bucket: str, doc: dict[str, Any]) -> dict[str, Any]:
-    """The files document holding an original's bytes: its own, or its content file's once it
-    was replaced."""
+    """The files document holding an image's bytes: the file its record's ``metadata.content``
+    names, else the file under the image's own id (``records.MediaDoc.bytes_id``)."""
     content = (doc.get("metadata") or {}).get("content")
-    if not content:
-        return doc
-    found = db[f"{bucket}.files"].find_one({"_id": content["id"]})
+    file_id = content["id"] if content else doc["_id"]
+    found = db[f"{bucket}.files"].find_one({"_id": file_id})
     if found is None:
-        raise OSError(f"{bucket} {doc['_id']}: the file holding its bytes ({content['id']}) is missing")
+        raise OSError(f"{bucket} {doc['_id']}: the file holding its bytes ({file_id}) is missing")
     return found
 
 
 def read_original(db: Database[Document], bucket: str, doc: dict[str, Any]) -> bytes:
-    """An original's bytes, wherever they are."""
-    return storage.read_all(db, bucket, bytes_doc(db, bucket, doc))
+    """An image's bytes, read by what its record says of them (the file, its length and chunk
+    size): no look-up of the file first, so a cold render stays within its database commands."""
+    content = (doc.get("metadata") or {}).get("content") or {}
+    if content.get("id") is None:  # the upload's file, under the image's id
+        return storage.read_whole(db, bucket, doc["_id"], doc["length"], doc["chunkSize"])
+    return storage.read_whole(db, bucket, content["id"], content.get("length", doc["length"]),
+                              content.get("chunk_size", doc["chunkSize"]))
 
 
 def version_of(source_sha256: str, focal: FocalPoint | None, edits: Edits | None = None,
@@ -297,7 +302,7 @@ class _Plan:
 
     ingested: Ingested
     version: str
-    key: Any  # the dedupe key the head will have
+    key: Any  # the dedupe key the record will have
     source_sha256: str
     edits: Edits | None
     crops: dict[str, Box]
@@ -357,7 +362,7 @@ def _rerender(db: Database[Document], bucket: str, doc: dict[str, Any], *, focal
         raw = original if edits is None else \
             editing.apply(original, edits, pipeline.stored_limits(len(original), media.settings))
     else:
-        raw = storage.read_all(db, bucket, bytes_doc(db, bucket, doc))
+        raw = read_original(db, bucket, doc)
     ingested = _ingest(raw, _stored_limits(len(raw), limits, media), focal, crops)
     source_sha256 = meta.get("source_sha256", "")
     return _apply(db, bucket, doc, _Plan(
@@ -371,7 +376,7 @@ def restore(db: Database[Document], bucket: str, doc: dict[str, Any], item: dict
             refs: dict[str, Any] | None = None, delete_lease: dt.timedelta, media: Media
             ) -> Replaced | None:
     """Make the earlier version ``item`` (an entry of ``metadata.history``, store/history.py)
-    of the head ``doc`` current again, as a new switch like any change: its focal point, edits
+    of the record ``doc`` current again, as a new switch like any change: its focal point, edits
     and crops, and its bytes. ``original``: the bytes and files document of its unedited
     original when they are not the image's own (other bytes, kept in the trash), None when they
     are (rendered again as an edit would). The version it replaces is kept as an earlier one."""
@@ -399,7 +404,7 @@ def restore(db: Database[Document], bucket: str, doc: dict[str, Any], item: dict
 
 @dataclass(frozen=True)
 class _Staged:
-    """What a plan writes, decided under the lease from the head as it is then."""
+    """What a plan writes, decided under the lease from the record as it is then."""
 
     files: list[storage.NewFile]
     variants: dict[str, dict[str, Any]]
@@ -414,7 +419,7 @@ class _Staged:
 def _apply(db: Database[Document], bucket: str, doc: dict[str, Any], plan: _Plan, *,
            refs: dict[str, Any] | None, delete_lease: dt.timedelta, media: Media) -> Replaced:
     """Switch the image to ``plan``'s version: nothing when it is the current one; else under
-    the replace lease write its files, keep the old version in the trash, switch the head,
+    the replace lease write its files, keep the old version in the trash, switch the record,
     and after the switch remove the old version's files."""
     records, image_id = images(db, bucket), doc["_id"]
     if plan.version == _current_version(doc["metadata"]):
@@ -462,7 +467,7 @@ def _remove_strays(db: Database[Document], bucket: str, doc: dict[str, Any], ver
 
 
 def _stage(doc: dict[str, Any], plan: _Plan) -> _Staged:
-    """The files ``plan`` writes and the variants the head will list. The same bytes (a new
+    """The files ``plan`` writes and the variants the record will list. The same bytes (a new
     focal point or crops) stay where they are and nothing goes to the trash (it would be a copy
     of what stays); edits keep the original too, as the source. New bytes equal to an edited
     image's original are new bytes all the same: the edited picture and its source give way."""
@@ -482,7 +487,7 @@ def _stage(doc: dict[str, Any], plan: _Plan) -> _Staged:
             content_id = source["_id"]
             content = {"id": source["_id"], "length": source["length"], "chunk_size": source["chunkSize"],
                        "sha256": (source.get("metadata") or {}).get("sha256", prepared.sha256)}
-        elif source["_id"] == image_id:  # the head's own chunks: copied into a source file
+        elif source["_id"] == image_id:  # the upload's bytes' file: copied into a source file
             new_source = _source_file(image_id, plan.version, plan.original or b"", source)
             keep_source = _entry(new_source.file_id, len(plan.original or b""), new_source.metadata)
         else:
@@ -508,7 +513,7 @@ def _stage(doc: dict[str, Any], plan: _Plan) -> _Staged:
 def _switch(db: Database[Document], bucket: str, doc: dict[str, Any], plan: _Plan, staged: _Staged,
             lease: dt.datetime, settings: MediaSettings, *, old_length: int, trashed_id: ObjectId | None
             ) -> None:
-    """Step 5: the head switched to the new version in one update, conditional on still holding
+    """Step 5: the record switched to the new version in one update, conditional on still holding
     the lease (this is the moment the image changes), which also releases the lease. The same
     update lists the version it replaces among the earlier ones (store/history.py)."""
     meta = doc["metadata"]
@@ -563,12 +568,13 @@ def _after_switch(db: Database[Document], bucket: str, doc: dict[str, Any], old_
         kept.add(staged.keep_source["id"])
     if staged.content is not None:
         kept.add(staged.content["id"])
-    old_ids = [file_id for file_id in variant_ids(doc) if file_id not in kept]
-    effects.apply(db, Changes(tombstones=[Tombstone(bucket, [image_id, *old_ids], storage.DELETE_WINDOW)]))
+    # The old bytes' file is one of them (the upload's, under the image's id, which the record
+    # does not list among its variants), unless it stays (the same bytes, or as the source).
+    old_ids = [file_id for file_id in dict.fromkeys([*variant_ids(doc), old_bytes["_id"]])
+               if file_id not in kept]
+    evicted = list(dict.fromkeys([image_id, *old_ids]))
+    effects.apply(db, Changes(tombstones=[Tombstone(bucket, evicted, storage.DELETE_WINDOW)]))
     after = Changes()
-    if old_bytes["_id"] == image_id and not staged.same_bytes:  # the head's own chunks: a content file's now
-        removed = db[f"{bucket}.chunks"].delete_many({"files_id": image_id}).deleted_count
-        after.uncounted.append((bucket, {"bytes": old_bytes["length"], "chunks": removed}))
     if old_ids:
         after += storage.remove_files(db, bucket, old_ids)[1]
     after.purged.append((bucket, doc))
@@ -578,11 +584,12 @@ def _after_switch(db: Database[Document], bucket: str, doc: dict[str, Any], old_
     pending.complete_later(db, bucket, [image_id], media)
 
 
-def _source_file(image_id: ObjectId, version: str, data: bytes, head: dict[str, Any]) -> storage.NewFile:
-    """The unedited original's bytes (until now the head's own chunks) as a file of their own."""
-    meta = head.get("metadata") or {}
+def _source_file(image_id: ObjectId, version: str, data: bytes, source: dict[str, Any]) -> storage.NewFile:
+    """The unedited original's bytes (the upload's file's, or a restored edited version's from the
+    trash) as a source file of the image's own."""
+    meta = source.get("metadata") or {}
     fmt = str(meta.get("format") or "jpeg")
-    return storage.NewFile(data, head.get("filename") or meta.get("filename") or "image", {
+    return storage.NewFile(data, source.get("filename") or meta.get("filename") or "image", {
         "role": "variant", "variant": SOURCE, "key": variant_key(image_id, SOURCE, fmt, version),
         "original_id": image_id, "format": fmt, "content_type": meta.get("content_type"),
         "sha256": meta.get("sha256") or sha256(data).hexdigest(),
@@ -592,7 +599,7 @@ def _source_file(image_id: ObjectId, version: str, data: bytes, head: dict[str, 
 
 def _entry(file_id: Any, length: int, meta: dict[str, Any], chunk_size: int = storage.CHUNK_SIZE
            ) -> dict[str, Any]:
-    """What the head lists of its source file under ``metadata.variants.source.<format>``."""
+    """What the record lists of its source file under ``metadata.variants.source.<format>``."""
     return {"id": file_id, "length": length, "chunk_size": chunk_size, "sha256": meta.get("sha256"),
             "content_type": meta.get("content_type"), "width": meta.get("width"),
             "height": meta.get("height"), "format": meta.get("format")}
@@ -601,7 +608,7 @@ def _entry(file_id: Any, length: int, meta: dict[str, Any], chunk_size: int = st
 def _version_files(image_id: ObjectId, ingested: Ingested, version: str, content_id: ObjectId | None,
                    name: str) -> tuple[list[storage.NewFile], dict[str, dict[str, Any]]]:
     """The files of a new version: its renditions, then (``content_id``: new bytes) the bytes
-    themselves as a content file of the head; and the variants the head will list (those not
+    themselves as a content file of the record; and the variants the record will list (those not
     rendered yet as pending)."""
     new_files: list[storage.NewFile] = []
     variants: dict[str, dict[str, Any]] = {}
@@ -614,12 +621,8 @@ def _version_files(image_id: ObjectId, ingested: Ingested, version: str, content
     variants = {name: variants[name] for name in VARIANT_NAMES if name in variants}
     prepared = ingested.prepared
     if content_id is not None:
-        new_files.append(storage.NewFile(prepared.data, name, {
-            "role": "variant", "variant": "original", "key": f"{image_id}~{version}/original",
-            "original_id": image_id, "format": prepared.format.lower(),
-            "content_type": prepared.content_type, "sha256": prepared.sha256,
-            "width": prepared.width, "height": prepared.height,
-        }, content_id))
+        new_files.append(storage.NewFile(prepared.data, name, bytes_metadata(image_id, prepared, version),
+                                         content_id))
     return new_files, variants
 
 
@@ -627,18 +630,18 @@ def _head_update(meta: dict[str, Any], ingested: Ingested, *, version: str, key:
                  content_id: ObjectId | None, variants: dict[str, dict[str, Any]],
                  versions: list[dict[str, Any]], moment: dt.datetime, name: str | None,
                  content: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``$set`` that switches the head to the new version in one update: its version and
+    """The ``$set`` that switches the record to the new version in one update: its version and
     redirects, its variants, and (``content_id``: new bytes) what describes the bytes; ``name``:
     the new upload's name, if it had one; ``content``: the content file when it is one already
     stored (edits undone: the original's)."""
     prepared = ingested.prepared
     content = content or {"id": content_id, "length": len(prepared.data), "chunk_size": storage.CHUNK_SIZE,
                           "sha256": prepared.sha256}
-    # The head's length is its bytes' length, held by the content file: a stock GridFS read of
-    # the head then fails (no chunk #0) rather than give an empty file (module doc, "Read
-    # without the app").
-    update: dict[str, Any] = {} if content_id is None else {"length": content["length"],
-                                                            "metadata.content": content}
+    # The record's length and chunk size stay those of its bytes, as an upload's record has them
+    # (what lists show, and what reads the bytes by the record alone goes by: read_original).
+    update: dict[str, Any] = {} if content_id is None else {
+        "length": content["length"], "chunkSize": content.get("chunk_size", storage.CHUNK_SIZE),
+        "metadata.content": content}
     update.update({
         "metadata.version": version,
         "metadata.versions": versions,

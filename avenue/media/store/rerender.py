@@ -67,7 +67,7 @@ class Stale:
 
 
 def stale_of(doc: Document) -> list[Stale]:
-    """The stale variants an original's files document lists (see the module doc)."""
+    """The stale variants an image's record lists (see the module doc)."""
     if not is_image(doc):
         return []
     meta = doc.get("metadata") or {}

@@ -1,5 +1,8 @@
 """Reads of a bucket for ops and status, each answered by an index, and the few writes they
-make to files documents: the only way code outside the media package reaches ``*.files``.
+make to files documents: the only way code outside the media package reaches ``*.files``
+and the image records (``<bucket>.images``, avenue/media/records.py). Each read says which it
+reads: the ``*_files`` ones GridFS files (variants, an image's bytes), the ``*_images`` ones
+records.
 
 Nothing here reads a whole bucket: the totals are counters kept with every write
 (:mod:`avenue.media.effects.counters`), and the status sweep (``avenue/status/sweep.py``) reads in
@@ -14,6 +17,7 @@ from collections.abc import Generator, Iterable, Iterator, Mapping
 from typing import Any
 
 from bson import ObjectId
+from pymongo.collection import Collection
 from pymongo.database import Database
 
 from avenue.dialect import dialect_of
@@ -58,20 +62,32 @@ NEWEST_FIRST = [("uploadDate", -1), ("_id", -1)]
 
 def file(db: Database[Document], bucket: str, file_id: Any,
          projection: Mapping[str, Any] | None = None) -> Document | None:
-    """One files document by ``_id`` (an original or a variant), or None."""
+    """One files document by ``_id`` (a variant, an image's bytes), or None."""
     return db[f"{bucket}.files"].find_one({"_id": file_id}, projection)
+
+
+def image(db: Database[Document], bucket: str, image_id: Any,
+          projection: Mapping[str, Any] | None = None) -> Document | None:
+    """One image's record by ``_id``, or None."""
+    return images(db, bucket).find_one({"_id": image_id}, projection)
+
+
+def bytes_id(record: Mapping[str, Any]) -> Any:
+    """The id of the file holding an image's bytes, by its record: ``metadata.content.id``,
+    else the image's own id (``MediaDoc.bytes_id``)."""
+    content = (record.get("metadata") or {}).get("content") or {}
+    return content["id"] if content.get("id") is not None else record["_id"]
 
 
 def existing_ids(db: Database[Document], bucket: str, ids: Iterable[Any]) -> set[Any]:
     """Which of ``ids`` name a files document of ``bucket``: ``$in`` lookups on ``_id`` of at
     most :data:`IN_BATCH` ids each."""
-    wanted = list(dict.fromkeys(ids))
-    found: set[Any] = set()
-    files = db[f"{bucket}.files"]
-    for start in range(0, len(wanted), IN_BATCH):
-        part = wanted[start:start + IN_BATCH]
-        found.update(doc["_id"] for doc in files.find({"_id": {"$in": part}}, {"_id": 1}))
-    return found
+    return set(files_by_id(db, bucket, ids, {"_id": 1}))
+
+
+def existing_images(db: Database[Document], bucket: str, ids: Iterable[Any]) -> set[Any]:
+    """Which of ``ids`` name an image of ``bucket`` (its record), by the same lookups."""
+    return set(images_by_id(db, bucket, ids, {"_id": 1}))
 
 
 def originals_newest_first(db: Database[Document], bucket: str, after: list[Any] | None,
@@ -147,16 +163,31 @@ def has_file(db: Database[Document], bucket: str, file_id: Any) -> bool:
     return db[f"{bucket}.files"].find_one({"_id": file_id}, {"_id": 1}) is not None
 
 
+def has_image(db: Database[Document], bucket: str, image_id: Any) -> bool:
+    """Whether ``image_id`` names an image of ``bucket`` (its record; a lookup on ``_id``)."""
+    return images(db, bucket).find_one({"_id": image_id}, {"_id": 1}) is not None
+
+
 def files_by_id(db: Database[Document], bucket: str, ids: Iterable[Any],
                 projection: Mapping[str, Any] | None = None) -> dict[Any, Document]:
     """The files documents among ``ids`` that exist, by id (``$in`` lookups on ``_id`` of at
-    most :data:`IN_BATCH` ids each: an fsck group's originals list 800 variants)."""
+    most :data:`IN_BATCH` ids each: an fsck group's images list 800 variants)."""
+    return _by_id(db[f"{bucket}.files"], ids, projection)
+
+
+def images_by_id(db: Database[Document], bucket: str, ids: Iterable[Any],
+                 projection: Mapping[str, Any] | None = None) -> dict[Any, Document]:
+    """The image records among ``ids`` that exist, by id (the same lookups)."""
+    return _by_id(images(db, bucket), ids, projection)
+
+
+def _by_id(collection: Collection[Document], ids: Iterable[Any],
+           projection: Mapping[str, Any] | None) -> dict[Any, Document]:
     wanted = list(dict.fromkeys(ids))
-    files = db[f"{bucket}.files"]
     found: dict[Any, Document] = {}
     for start in range(0, len(wanted), IN_BATCH):
-        found.update((doc["_id"], doc) for doc in files.find({"_id": {"$in": wanted[start:start + IN_BATCH]}},
-                                                             projection))
+        part = wanted[start:start + IN_BATCH]
+        found.update((doc["_id"], doc) for doc in collection.find({"_id": {"$in": part}}, projection))
     return found
 
 
@@ -167,15 +198,33 @@ def count_files(db: Database[Document], bucket: str, *, estimated: bool = False)
     return files.estimated_document_count() if estimated else files.count_documents({})
 
 
+def count_images(db: Database[Document], bucket: str, *, estimated: bool = False) -> int:
+    """How many image records ``bucket`` holds (``estimated``: as :func:`count_files`)."""
+    records = images(db, bucket)
+    return records.estimated_document_count() if estimated else records.count_documents({})
+
+
 def walk_files(db: Database[Document], bucket: str, query: Mapping[str, Any] | None = None, *,
                after: Any = None, projection: Mapping[str, Any] | None = None,
                batch: int = 500) -> Generator[Document, None, None]:
     """Files documents matching ``query`` by ``_id`` (after ``after``, when given), through
     one cursor read ``batch`` at a time, closed however the caller stops."""
+    yield from _walk(db[f"{bucket}.files"], query, after, projection, batch)
+
+
+def walk_images(db: Database[Document], bucket: str, query: Mapping[str, Any] | None = None, *,
+                after: Any = None, projection: Mapping[str, Any] | None = None,
+                batch: int = 500) -> Generator[Document, None, None]:
+    """Image records matching ``query`` by ``_id``, as :func:`walk_files` walks files."""
+    yield from _walk(images(db, bucket), query, after, projection, batch)
+
+
+def _walk(collection: Collection[Document], query: Mapping[str, Any] | None, after: Any,
+          projection: Mapping[str, Any] | None, batch: int) -> Generator[Document, None, None]:
     selector = dict(query or {})
     if after is not None:
         selector["_id"] = {"$gt": after}
-    cursor = db[f"{bucket}.files"].find(selector, projection).sort("_id", 1).batch_size(batch)
+    cursor = collection.find(selector, projection).sort("_id", 1).batch_size(batch)
     try:
         yield from cursor
     finally:
@@ -193,16 +242,17 @@ def originals_without_expiry(db: Database[Document], bucket: str) -> list[Docume
 
 
 def set_length(db: Database[Document], bucket: str, file_id: Any, length: int) -> None:
-    """Correct a files document's ``length`` to what its chunks hold (``fsck --repair``)."""
+    """Correct a files document's ``length`` to what its intact chunks hold (``fsck --repair``)."""
     db[f"{bucket}.files"].update_one({"_id": file_id}, {"$set": {"length": length}})
 
 
 def missing_indexes(db: Database[Document]) -> list[dict[str, str]]:
     """The unique indexes GridFS readers and the dedupe need that a bucket lacks, one entry
     per collection: ``{files_id: 1, n: 1}`` on the chunks, ``{metadata.key: 1}`` on the files
-    (the renditions bucket's: its own unique index instead)."""
+    and on the image records (the renditions bucket's: its own unique index instead)."""
     required = (("chunks", CHUNK_INDEX, "{files_id: 1, n: 1} unique"),
-                ("files", [("metadata.key", 1)], "{metadata.key: 1} unique"))
+                ("files", [("metadata.key", 1)], "{metadata.key: 1} unique"),
+                ("images", [("metadata.key", 1)], "{metadata.key: 1} unique"))
     unique_rendition = [("metadata.image_id", 1), ("metadata.version", 1), ("metadata.spec", 1),
                         ("metadata.format", 1), ("metadata.source", 1)]
     checks = [(bucket, part, keys, label) for bucket in STORED for part, keys, label in required]
@@ -211,7 +261,7 @@ def missing_indexes(db: Database[Document]) -> list[dict[str, str]]:
                (RENDITIONS, "files", unique_rendition, "rendition_unique")]
     problems = []
     for bucket, part, keys, label in checks:
-        collection = db[f"{bucket}.{part}"]
+        collection = images(db, bucket) if part == "images" else db[f"{bucket}.{part}"]
         present = any(
             [(name, int(direction)) for name, direction in info["key"]] == keys and info.get("unique")
             for info in collection.index_information().values())

@@ -12,10 +12,13 @@ Crash safety: chunks first, the files document last. A crash mid-upload leaves c
 no files document, which ``gc`` collects; readers never see a half-written file. Deletion
 removes the files document first (readers see 404 at once), then the chunks.
 
+An image's record (``<bucket>.images``, avenue/media/records.py) is no GridFS file: it is
+inserted after its files (:func:`insert_record`) and deleted before them (:func:`delete_image`).
+
 Effects: the GridFS steps here (``put_files``, ``remove_files``, ``copy_chunks_and_doc``)
 touch nothing but the bucket and return what they changed as a
 :class:`~avenue.media.effects.Changes` record. The public writers (``write_files``,
-``delete_file``, ``delete_counted``, ``copy_file``) hand that record to
+``delete_file``, ``delete_image``, ``delete_counted``, ``copy_file``, ``insert_record``) hand that record to
 :func:`avenue.media.effects.apply` once the write succeeded, never before (a crash in between
 is drift the status sweep's reconciliation corrects): counters, facets, every worker's cache.
 A rendition's store sends its counters' update in the write's own command, after the files
@@ -40,7 +43,7 @@ from avenue.db import DUPLICATE_KEY, duplicate_key_write
 from avenue.dialect import dialect_of
 from avenue.media import effects
 from avenue.media.effects import Changes, FileSet, Tombstone, counters
-from avenue.media.records import Document
+from avenue.media.records import Document, images
 
 log = logging.getLogger(__name__)
 CHUNK_SIZE = 255 * 1024
@@ -247,7 +250,7 @@ def delete_file(db: Database[Document], bucket: str, file_id: Any, *,
     ``invalidate``): a delete cut off after it still reaches every worker's cache, a worker
     that reloads a document before the delete lands evicts it again on its next poll, and
     every step is idempotent, so a retried delete finishes the job. ``file_id`` goes before
-    the others, so readers see the original 404 at once.
+    the others. (An image's record goes first by :func:`delete_image`.)
     """
     others = [other for other in dict.fromkeys(with_ids or []) if other != file_id]
     effects.apply(db, Changes(tombstones=[Tombstone(bucket, [file_id, *others], DELETE_WINDOW)]))
@@ -256,6 +259,47 @@ def delete_file(db: Database[Document], bucket: str, file_id: Any, *,
         delete_counted(db, bucket, others)
     effects.apply(db, Changes(evicted=[(bucket, [file_id, *others])]))
     return deleted == 1
+
+
+def delete_image(db: Database[Document], bucket: str, image_id: Any, *, with_ids: list[Any]) -> bool:
+    """Delete image ``image_id``'s record, then its files (``with_ids``: its bytes, its
+    variants): as :func:`delete_file`, the record first so readers see 404 at once."""
+    others = [other for other in dict.fromkeys([image_id, *with_ids])]
+    effects.apply(db, Changes(tombstones=[Tombstone(bucket, others, DELETE_WINDOW)]))
+    records = images(db, bucket)
+    labels = {"metadata.role": 1, "metadata.folder": 1, "metadata.tags": 1, "uploadDate": 1}
+    found = list(records.find({"_id": image_id}, labels))
+    deleted = records.delete_one({"_id": image_id}).deleted_count
+    effects.apply(db, Changes(removed=[FileSet(bucket, found, 0, deleted)]))
+    delete_counted(db, bucket, others)
+    effects.apply(db, Changes(evicted=[(bucket, others)]))
+    return deleted == 1
+
+
+def write_image(db: Database[Document], bucket: str, files: list[NewFile], metadata: dict[str, Any]
+                ) -> dict[str, Any]:
+    """Store a new image: its files (:func:`put_files`; its bytes' file last), then its record
+    (the last file's document with ``metadata``: the commit point), both counted in one
+    update; the record. A duplicate key on the record (the same bytes stored a moment ago)
+    takes the files back, never counted, and raises."""
+    docs, changes = put_files(db, bucket, files)
+    record = {**docs[-1], "metadata": metadata}
+    try:
+        images(db, bucket).insert_one(record)
+    except DuplicateKeyError:
+        remove_files(db, bucket, [f.file_id for f in files])
+        raise
+    written = changes.written[0]
+    effects.apply(db, Changes(written=[replace(written, docs=[*written.docs, record])]))
+    return record
+
+
+def insert_record(db: Database[Document], bucket: str, record: dict[str, Any]) -> None:
+    """Insert the image record ``record`` into ``bucket``'s records, then count it: the commit
+    point of an upload, a copy or a restore (its files are written before it). A duplicate
+    key (its id, or its dedupe key: the same bytes stored meanwhile) raises."""
+    images(db, bucket).insert_one(record)
+    effects.apply(db, Changes(written=[FileSet(bucket, [record], 0)]))
 
 
 def delete_counted(db: Database[Document], bucket: str, ids: list[Any]) -> int:
@@ -270,15 +314,14 @@ def remove_files(db: Database[Document], bucket: str, ids: list[Any]) -> tuple[i
     """Delete the files ``ids`` (files documents, then chunks): how many files documents this
     call removed, and what it removed.
 
-    The documents are read first (their length, role, folder and tags), so the effects can
+    The documents are read first (their length), so the effects can
     subtract exactly what went; when a concurrent delete removed some of them, the record
     says so (``FileSet.removed``) and the counts become drift the reconciliation corrects.
     """
     files = db[f"{bucket}.files"]
-    # metadata.content: an image replaced in place holds none of its ``length`` itself
-    # (records.own_length), so its removal takes none of it from the counters.
-    found = list(files.find({"_id": {"$in": ids}}, {"length": 1, "metadata.role": 1, "metadata.folder": 1,
-                                                     "metadata.tags": 1, "metadata.content": 1}))
+    # Only GridFS files live here (an image's record is in <bucket>.images, removed by
+    # delete_image): each counts as a file with its length.
+    found = list(files.find({"_id": {"$in": ids}}, {"length": 1}))
     if len(ids) == 1:
         removed = files.delete_one({"_id": ids[0]}).deleted_count
         chunks = db[f"{bucket}.chunks"].delete_many({"files_id": ids[0]}).deleted_count

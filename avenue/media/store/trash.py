@@ -1,18 +1,20 @@
 """The trash: deleted media kept restorable for ``AVENUE_TRASH_DAYS`` (default 30), then purged.
 
 Deleting an original (library media, an upload, a product photo no product uses any more)
-moves it with its variants into one GridFS bucket of its own, ``media_trash``, keeping every
-id. That bucket is not one of the served buckets (``buckets.BUCKETS``), so the media route
+moves it into one bucket of its own, ``media_trash``, keeping every id: its record into
+``media_trash.images``, its files (its bytes' file and its variants) into ``media_trash.files``.
+That bucket is not one of the served buckets (``buckets.BUCKETS``), so the media route
 answers 404 for anything in it, and the status counters of the served buckets no longer
-count it (the trash has counters of its own). The trashed original's files document carries
-where it came from and what referenced it::
+count it (the trash has counters of its own). The trashed image's record carries where it
+came from and what referenced it::
 
     metadata.trash = {from, key, deleted_at, purge_after, refs, restoring_at}
 
 Order, so that a crash never loses an image and never serves a half-copied one:
 
-- *move*: copy every variant, then the original (its dedupe key replaced by ``trash:<id>``,
-  unique whatever bucket it came from), then delete from the served bucket (tombstone first,
+- *move*: copy every file (its bytes, its variants), then the record (its dedupe key
+  replaced by ``trash:<id>``, unique whatever bucket it came from), then delete from the
+  served bucket (tombstone first,
   caches told, the CDN purge queued). A crash before the delete leaves the image served *and*
   in the trash; deleting it again finds the copies already there (same ids) and finishes.
   Variants its upload left pending (store/pending.py) stay pending in the copy: nothing
@@ -20,7 +22,8 @@ Order, so that a crash never loses an image and never serves a half-copied one:
   the move leaves no file in the served bucket (originals.delete_image), and a restore brings
   them back pending for the first GET to render.
 - *restore*: a compare-and-set lease on ``restoring_at`` (gc does not purge a leased item),
-  copy the variants back, then the original with its own key, then delete from the trash.
+  copy the files back, then the record with its own key, then delete from the trash (the
+  record first, then the files).
   When the same bytes were stored again in that bucket meanwhile (same dedupe key), that
   image is the restored one and the trashed copy is dropped: dedupe keeps one copy (unless
   it is a version's copy, below: then it stays).
@@ -36,7 +39,8 @@ Order, so that a crash never loses an image and never serves a half-copied one:
   is: only its days, a purge, or a restore of it as an image of its own take it from the
   history. A copy the history no longer lists (past its days, dropped from a full list:
   store/history.py, or its image purged) is an ordinary trashed image.
-- *purge*: ``gc`` removes what is past ``purge_after`` and not being restored.
+- *purge*: ``gc`` removes what is past ``purge_after`` and not being restored: the record,
+  then its files.
 
 ``AVENUE_TRASH_DAYS=0`` turns the trash off: deletes are final at once, as before.
 """
@@ -80,9 +84,11 @@ class Restored:
 
 
 def _variants_of(db: Database[Document], bucket: str, doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """The variants listed by the original and any pointing back at it."""
+    """The files of image ``doc`` (a record): its bytes' file, the variants it lists and any
+    pointing back at it (``metadata.original_id``, as its bytes' file does too)."""
     files = db[f"{bucket}.files"]
-    ids = list(dict.fromkeys(variant_ids(doc) + [
+    own = [] if (doc.get("metadata") or {}).get("content") else [doc["_id"]]  # its bytes, under its id
+    ids = list(dict.fromkeys(variant_ids(doc) + own + [
         v["_id"] for v in files.find({"metadata.original_id": doc["_id"]}, {"_id": 1})]))
     return list(files.find({"_id": {"$in": ids}})) if ids else []
 
@@ -99,17 +105,30 @@ def _copy_once(db: Database[Document], source: str, target: str, doc: dict[str, 
                 raise
 
 
+def _record_once(db: Database[Document], target: str, record: dict[str, Any]) -> None:
+    """Insert an image's record into ``target``'s records, unless one with its id is there
+    already (as :func:`_copy_once`, for a move or restore retried). A duplicate dedupe key
+    (the same bytes stored there meanwhile) raises ``DuplicateKeyError``."""
+    records = images(db, target)
+    if records.find_one({"_id": record["_id"]}, {"_id": 1}) is None:
+        try:
+            storage.insert_record(db, target, record)
+        except DuplicateKeyError:
+            if records.find_one({"_id": record["_id"]}, {"_id": 1}) is None:
+                raise
+
+
 def keep(db: Database[Document], bucket: str, doc: dict[str, Any], *, refs: dict[str, Any] | None = None,
          keep_days: float) -> bool:
-    """Copy an original of ``bucket`` and its variants into the trash for ``keep_days`` (the
-    app's ``AVENUE_TRASH_DAYS``; the caller deletes it from ``bucket`` next). False when the
-    trash is off (``keep_days`` 0)."""
+    """Copy an image of ``bucket`` (its record ``doc``) into the trash for ``keep_days`` (the
+    app's ``AVENUE_TRASH_DAYS``; the caller deletes it from ``bucket`` next): its files, then
+    its record. False when the trash is off (``keep_days`` 0)."""
     if keep_days <= 0:
         return False
-    for variant in _variants_of(db, bucket, doc):
-        _copy_once(db, bucket, TRASH, variant)
+    for file in _variants_of(db, bucket, doc):
+        _copy_once(db, bucket, TRASH, file)
     metadata = _trashed(doc["metadata"], doc["_id"], bucket, refs or {}, keep_days, drop=("deleting_at",))
-    _copy_once(db, bucket, TRASH, {**doc, "metadata": metadata})
+    _record_once(db, TRASH, {**doc, "metadata": metadata})
     return True
 
 
@@ -129,9 +148,10 @@ def _trashed(meta: dict[str, Any], trashed_id: Any, bucket: str, refs: dict[str,
 def keep_version(db: Database[Document], bucket: str, doc: dict[str, Any], bytes_doc: dict[str, Any], *,
                  refs: dict[str, Any], keep_days: float) -> ObjectId | None:
     """Copy the version of ``doc`` that a replace in place is about to switch away from into
-    the trash, under a new id (the image keeps its own): the bytes of ``bytes_doc`` as that
-    id's, and the variants it lists (their ids kept, their keys and ``original_id`` moved to
-    the new id). Restored, it is an image of its own, purged after ``keep_days`` (the app's
+    the trash, under a new id (the image keeps its own): the variants it lists (their ids
+    kept, their keys and ``original_id`` moved to the new id), the bytes of ``bytes_doc``
+    copied as a file of the new id's own (its bytes' file, under that id), then a record of
+    the new id. Restored, it is an image of its own, purged after ``keep_days`` (the app's
     ``AVENUE_TRASH_DAYS``). None when the trash is off (``keep_days`` 0)."""
     if keep_days <= 0:
         return None
@@ -147,10 +167,17 @@ def keep_version(db: Database[Document], bucket: str, doc: dict[str, Any], bytes
     metadata = _trashed(doc["metadata"], trashed_id, bucket, refs, keep_days,
                         drop=("content", "version", "versions", "replaced_at", "replacing_at", "deleting_at",
                               "history", "changed", "restored_from"))
-    storage.copy_file(db, bucket, TRASH, {
-        "_id": trashed_id, "length": bytes_doc["length"], "chunkSize": bytes_doc["chunkSize"],
-        "uploadDate": doc["uploadDate"], "filename": doc.get("filename"), "metadata": metadata,
-    }, source_id=bytes_doc["_id"])
+    shape = {"length": bytes_doc["length"], "chunkSize": bytes_doc["chunkSize"],
+             "uploadDate": doc["uploadDate"], "filename": doc.get("filename")}
+    old = bytes_doc.get("metadata") or {}
+    # Its bytes' file, shaped as an upload's (originals.bytes_metadata), then its record.
+    bytes_meta = {"role": "variant", "variant": "original", "key": f"{trashed_id}/original",
+                  "original_id": trashed_id,
+                  **{name: old[name] for name in ("format", "content_type", "sha256", "width", "height")
+                     if name in old}}
+    storage.copy_file(db, bucket, TRASH, {"_id": trashed_id, **shape, "metadata": bytes_meta},
+                      source_id=bytes_doc["_id"])
+    storage.insert_record(db, TRASH, {"_id": trashed_id, **shape, "metadata": metadata})
     return trashed_id
 
 
@@ -232,16 +259,18 @@ def restore(db: Database[Document], trashed_id: Any) -> Restored | None:
     try:
         existing = records.find_one({"metadata.key": key}) if key else None
         if existing is None:
-            for variant in variants:
+            for variant in variants:  # its files first, its record last
                 _copy_once(db, TRASH, bucket, variant)
             metadata = {k: v for k, v in doc["metadata"].items() if k != "trash"}
             metadata["key"] = key
             try:
-                _copy_once(db, TRASH, bucket, {**doc, "metadata": metadata})
+                _record_once(db, bucket, {**doc, "metadata": metadata})
             except DuplicateKeyError:  # the same bytes stored again this very moment
                 existing = records.find_one({"metadata.key": key})
                 if existing is None:
                     raise
+                # That image is the one answered: the files copied back for this one go again.
+                storage.delete_counted(db, bucket, [v["_id"] for v in variants])
         live = existing if existing is not None else records.find_one({"_id": doc["_id"]})
         if live is None:
             raise OSError(f"{bucket} lost {doc['_id']} while it was being restored")
@@ -251,7 +280,7 @@ def restore(db: Database[Document], trashed_id: Any) -> Restored | None:
     if existing is not None and listed_as_version(db, doc):
         _unlease(db, doc)  # its bytes are served as that image; the copy stays its history's
     else:
-        storage.delete_file(db, TRASH, doc["_id"], with_ids=[v["_id"] for v in variants])
+        storage.delete_image(db, TRASH, doc["_id"], with_ids=[v["_id"] for v in variants])
     return Restored(bucket, live, trash.get("refs") or {}, reused=existing is not None)
 
 
@@ -261,9 +290,9 @@ def _unlease(db: Database[Document], doc: dict[str, Any]) -> None:
 
 
 def purge(db: Database[Document], trashed: dict[str, Any]) -> bool:
-    """Remove a trashed original and its variants for good."""
-    return storage.delete_file(db, TRASH, trashed["_id"],
-                               with_ids=[v["_id"] for v in _variants_of(db, TRASH, trashed)])
+    """Remove a trashed image for good: its record, then its files."""
+    return storage.delete_image(db, TRASH, trashed["_id"],
+                                with_ids=[v["_id"] for v in _variants_of(db, TRASH, trashed)])
 
 
 def expired(db: Database[Document], moment: dt.datetime) -> Iterator[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """An image's versions: listed, drawn small, compared and restored.
 
-The head lists its earlier versions (``metadata.history``, store/history.py); this module
+The record lists its earlier versions (``metadata.history``, store/history.py); this module
 reads that list and the bytes each version was made from: the image's own unedited original
 when the version has the same bytes (an earlier focal point, edits or crops), else the copy a
 replace kept in the trash (its ``source`` variant when it was edited, else its own bytes).
@@ -118,7 +118,7 @@ def current_id(meta: dict[str, Any]) -> str:
 
 
 def listing(db: Database[Document], bucket: str, doc: dict[str, Any]) -> list[Version]:
-    """The head ``doc``'s current version, then its earlier ones still kept, newest first."""
+    """The record ``doc``'s current version, then its earlier ones still kept, newest first."""
     meta, moment = doc["metadata"], now()
     content = meta.get("content") or {}
     since = maybe_utc(meta.get("replaced_at")) or maybe_utc(doc.get("uploadDate"))
@@ -145,7 +145,7 @@ def listing(db: Database[Document], bucket: str, doc: dict[str, Any]) -> list[Ve
 
 
 def find(meta: dict[str, Any], version_id: str) -> dict[str, Any] | None:
-    """The history entry ``version_id`` of a head (None: the current one). ``VersionNotFound``
+    """The history entry ``version_id`` of a record (None: the current one). ``VersionNotFound``
     when it has none such, ``VersionGone`` when it is past its days."""
     if not VERSION_ID.fullmatch(version_id or ""):
         raise VersionNotFound()
@@ -161,8 +161,9 @@ def find(meta: dict[str, Any], version_id: str) -> dict[str, Any] | None:
 
 def original_of(db: Database[Document], doc: dict[str, Any], item: dict[str, Any]
                 ) -> tuple[bytes, dict[str, Any]] | None:
-    """The bytes and files document of the unedited original ``item`` was made from, when they
-    are not the image's own (None): its copy in the trash. ``VersionGone`` when that is gone."""
+    """The bytes and the document describing them (the trash copy's record, or its source
+    file) of the unedited original ``item`` was made from, when they are not the image's own
+    (None): its copy in the trash. ``VersionGone`` when that is gone."""
     if item.get("source_sha256") == doc["metadata"].get("source_sha256"):
         return None
     copy = trash.get(db, item.get("trash_id")) if item.get("trash_id") is not None else None
@@ -170,7 +171,7 @@ def original_of(db: Database[Document], doc: dict[str, Any], item: dict[str, Any
         raise VersionGone()
     found = replace.source_entry(copy["metadata"])
     if found is None:
-        return storage.read_all(db, TRASH, copy), copy
+        return replace.read_original(db, TRASH, copy), copy
     source = db[f"{TRASH}.files"].find_one({"_id": found[1]["id"]})
     if source is None:
         raise VersionGone()
@@ -194,7 +195,7 @@ def picture(db: Database[Document], bucket: str, doc: dict[str, Any], version_id
 def restore(db: Database[Document], bucket: str, doc: dict[str, Any], version_id: str, *,
             limits: Limits | None, refs: dict[str, Any] | None, delete_lease: dt.timedelta,
             media: Media) -> replace.Replaced | None:
-    """Make version ``version_id`` of the head ``doc`` the current one again, as a new version
+    """Make version ``version_id`` of the record ``doc`` the current one again, as a new version
     (the current one then listed among the earlier ones); the current one itself: no change."""
     item = find(doc["metadata"], version_id)
     if item is None:

@@ -10,6 +10,11 @@ writes them back chunk by chunk, so memory stays constant whatever the sizes):
   sha256 of exactly the bytes written). Coming after the bytes, the entry can carry their
   hash without a second read; restore writes the chunks first and the files document last,
   as uploads do;
+- after each bucket's files, ``images/<bucket>.jsonl``: its image records (``<bucket>.images``,
+  records.py), extended JSON, one a line; restore writes them after the bucket's files, as an
+  upload writes the record last. An archive of version 2 or 1 (made before the records moved
+  out of ``.files``) restores into this layout: an original's files document becomes its
+  record, and its own chunks, if any, the file of its bytes (``originals.bytes_metadata``);
 - ``collections/<name>.jsonl`` for every collection the app's owners of referring documents
   keep (``shop_products``, ``page_content``: each owner names its own,
   avenue/media/references.py; backup and restore are handed the app's Media, which has them),
@@ -51,7 +56,7 @@ from avenue.db import Document, shard_key
 from avenue.errors import AvenueError, Conflict
 from avenue.media.buckets import BUCKETS, STORED, TRASH
 from avenue.media.core import Media
-from avenue.media.records import own_length, own_sha256
+from avenue.media.records import images, images_name, is_image, own_length
 from avenue.media.references import Referrers
 from avenue.media.store.indexes import ensure_indexes
 from avenue.media.store.scan import (
@@ -72,8 +77,10 @@ FORMAT = "avenue-backup"
 # a file ("Ignoring unknown extended header keyword"): ``tar tf`` of a backup printed hundreds
 # of lines. POSIX says a reader ignores ``comment``, and GNU tar and bsdtar do so quietly.
 # Restore reads both; an earlier release refuses a version 2 archive by its version.
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 3: the image records, ``images/<bucket>.jsonl`` (an earlier release would restore the files
+# and drop the records, so it must refuse it by its version).
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 HEAD = "avenue"  # the key of a file's facts in its comment: {"avenue": {"bucket", "id", "chunk_size"}}
 # After the owners' collections (see collections()): the legacy import's records.
 OWN_COLLECTIONS = (database.LEGACY_PATHS,)
@@ -147,19 +154,18 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 class _ChunkReader(io.RawIOBase):
-    """One stored file as exactly its own chunks' bytes (``records.own_length``: none for an
-    original replaced in place, whose content file is saved as any file), read a few chunks at a
-    time and hashed.
+    """One stored file as exactly its chunks' bytes (``length`` of them: every files document
+    is a whole GridFS file), read a few chunks at a time and hashed.
 
     If the chunks end early (the file was deleted while the backup ran, or is damaged), the
     rest is zeros, so the archive stays well-formed, and ``error`` says so.
     """
 
     def __init__(self, db: Database[Document], bucket: str, doc: dict[str, Any]) -> None:
-        self._pieces = read_range(db, bucket, doc["_id"], own_length(doc),
-                                          doc.get("chunkSize") or CHUNK_SIZE)
+        length = int(doc.get("length") or 0)
+        self._pieces = read_range(db, bucket, doc["_id"], length, doc.get("chunkSize") or CHUNK_SIZE)
         self._current = memoryview(b"")
-        self._remaining: int = own_length(doc)
+        self._remaining: int = length
         self.sha256 = sha256()
         self.error: str | None = None
 
@@ -202,6 +208,7 @@ class BackupReport:
     database: str
     files: dict[str, int] = field(default_factory=dict)
     bytes: dict[str, int] = field(default_factory=dict)
+    images: dict[str, int] = field(default_factory=dict)  # image records per bucket
     documents: dict[str, int] = field(default_factory=dict)
     incomplete: list[dict[str, Any]] = field(default_factory=list)
     checksum_mismatches: list[dict[str, Any]] = field(default_factory=list)
@@ -212,13 +219,14 @@ class BackupReport:
 
     def summary(self) -> dict[str, Any]:
         """The whole report as JSON-ready data."""
-        return {"database": self.database, "files": self.files, "bytes": self.bytes,
+        return {"database": self.database, "files": self.files, "bytes": self.bytes, "images": self.images,
                 "documents": self.documents, "incomplete": self.incomplete,
                 "checksum_mismatches": self.checksum_mismatches, "ok": self.ok}
 
     def summary_line(self) -> str:
         return (f"backup: {sum(self.files.values())} files ({sum(self.bytes.values())} bytes), "
-                f"{sum(self.documents.values())} documents; {len(self.incomplete)} files could not be read, "
+                f"{sum(self.images.values())} images, {sum(self.documents.values())} documents; "
+                f"{len(self.incomplete)} files could not be read, "
                 f"{len(self.checksum_mismatches)} differ from their recorded sha256")
 
 
@@ -232,12 +240,13 @@ def backup(db: Database[Document], out: BinaryIO, *, media: Media, progress: Pro
     progress = progress or (lambda phase, done, total: None)
     report = BackupReport(db.name)
     expected_files = {bucket: count_files(db, bucket) for bucket in STORED}
+    expected_images = {bucket: images(db, bucket).count_documents({}) for bucket in STORED}
     saving = {kept.name: kept.saved for kept in carried}
     expected_docs = {name: db[name].count_documents({}) for name in saved}
     manifest = {
         "format": FORMAT, "version": VERSION, "created_at": now().isoformat(),
         "database": db.name, "buckets": {**BUCKETS, "trash": TRASH}, "collections": list(saved),
-        "expected": {"files": expected_files, "documents": expected_docs},
+        "expected": {"files": expected_files, "images": expected_images, "documents": expected_docs},
         **(notes or {}),
         "renditions": "not included: rendered again on their first request",
     }
@@ -254,10 +263,13 @@ def backup(db: Database[Document], out: BinaryIO, *, media: Media, progress: Pro
                 _backup_file(db, tar, bucket, doc, report)
                 done += 1
                 progress("Backing up files", done, max(total, done))
+            # Its records after its files: a restore writes them last, as an upload does.
+            report.images[bucket] = _backup_collection(db, tar, images_name(bucket), None,
+                                                       member=_images_member(bucket))
         for name in saved:
             report.documents[name] = _backup_collection(db, tar, name, saving.get(name))
-        counts = {"files": report.files, "bytes": report.bytes, "documents": report.documents,
-                  "incomplete": report.incomplete}
+        counts = {"files": report.files, "bytes": report.bytes, "images": report.images,
+                  "documents": report.documents, "incomplete": report.incomplete}
         _add_bytes(tar, "counts.json", json.dumps(counts, indent=2).encode())
     return report
 
@@ -266,7 +278,7 @@ def _backup_file(db: Database[Document], tar: tarfile.TarFile, bucket: str, doc:
                  report: BackupReport) -> None:
     name = _member_name(bucket, doc["_id"])
     info = tarfile.TarInfo(name + ".bin")
-    info.size = own_length(doc)
+    info.size = int(doc.get("length") or 0)
     info.mtime = int(doc["uploadDate"].timestamp()) if isinstance(doc.get("uploadDate"), dt.datetime) else 0
     info.pax_headers = {"comment": json.dumps({HEAD: {
         "bucket": bucket, "id": _dumps(doc["_id"]), "chunk_size": int(doc.get("chunkSize") or CHUNK_SIZE)}})}
@@ -280,16 +292,21 @@ def _backup_file(db: Database[Document], tar: tarfile.TarFile, bucket: str, doc:
         report.incomplete.append({"bucket": bucket, "id": str(doc["_id"]), "error": raw.error})
     else:
         report.files[bucket] += 1
-        report.bytes[bucket] += own_length(doc)
-        recorded = own_sha256(doc)  # none for an original replaced in place (no bytes of its own)
+        report.bytes[bucket] += int(doc.get("length") or 0)
+        recorded = (doc.get("metadata") or {}).get("sha256")
         if recorded and recorded != digest:
             report.checksum_mismatches.append({"bucket": bucket, "id": str(doc["_id"]),
                                                "recorded": recorded, "actual": digest})
     _add_bytes(tar, name + ".json", _dumps(entry).encode())
 
 
+def _images_member(bucket: str) -> str:
+    """The archive member holding ``bucket``'s image records."""
+    return f"images/{bucket}.jsonl"
+
+
 def _backup_collection(db: Database[Document], tar: tarfile.TarFile, name: str,
-                       saved: Callable[[Document], Document] | None) -> int:
+                       saved: Callable[[Document], Document] | None, *, member: str | None = None) -> int:
     count = 0
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
         for doc in db[name].find().sort("_id", 1):
@@ -297,7 +314,7 @@ def _backup_collection(db: Database[Document], tar: tarfile.TarFile, name: str,
                 doc = saved(doc)
             spool.write(_dumps(doc).encode() + b"\n")
             count += 1
-        info = tarfile.TarInfo(f"collections/{name}.jsonl")
+        info = tarfile.TarInfo(member or f"collections/{name}.jsonl")
         info.size = spool.tell()
         info.mtime = int(dt.datetime.now(dt.UTC).timestamp())
         spool.seek(0)
@@ -315,6 +332,7 @@ class RestoreReport:
     database: str
     files: dict[str, int] = field(default_factory=dict)
     bytes: int = 0
+    images: dict[str, int] = field(default_factory=dict)  # image records per bucket
     documents: dict[str, int] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
@@ -326,21 +344,22 @@ class RestoreReport:
 
     def summary(self) -> dict[str, Any]:
         """The whole report as JSON-ready data."""
-        return {"database": self.database, "files": self.files, "bytes": self.bytes,
+        return {"database": self.database, "files": self.files, "bytes": self.bytes, "images": self.images,
                 "documents": self.documents, "failures": self.failures, "conflicts": self.conflicts,
                 "complete_archive": self.complete_archive, "ok": self.ok}
 
     def summary_line(self) -> str:
         line = (f"restore: {sum(self.files.values())} files ({self.bytes} bytes), "
-                f"{sum(self.documents.values())} documents restored; {len(self.failures)} failures, "
+                f"{sum(self.images.values())} images, {sum(self.documents.values())} documents restored; "
+                f"{len(self.failures)} failures, "
                 f"{len(self.conflicts)} conflicts")
         return line if self.complete_archive else line + "; the archive is incomplete"
 
 
 def occupied(db: Database[Document], written: Sequence[str]) -> dict[str, int]:
-    """The collections a restore would write to (the buckets', and ``written``) that already
-    hold documents."""
-    names = [name for bucket in STORED for name in gridfs_collections(bucket)]
+    """The collections a restore would write to (the buckets' files, chunks and image records,
+    and ``written``) that already hold documents."""
+    names = [name for bucket in STORED for name in (*gridfs_collections(bucket), images_name(bucket))]
     counts = {name: db[name].estimated_document_count() for name in [*names, *written]}
     return {name: count for name, count in counts.items() if count}
 
@@ -370,6 +389,7 @@ class _Restorer:
         self.pending: _Pending | None = None
         self.trailer: dict[str, Any] | None = None
         self.entries: dict[str, int] = {}  # files entries read per bucket
+        self.records: dict[str, int] = {}  # image records read per bucket
 
     def run(self, source: BinaryIO) -> RestoreReport:
         try:
@@ -390,6 +410,8 @@ class _Restorer:
                     self._write_chunks(member, _member(tar, member))
                 elif name.startswith("files/") and name.endswith(".json"):
                     self._finish_file(_loads(_member(tar, member).read()))
+                elif name.startswith("images/") and name.endswith(".jsonl"):
+                    self._restore_images(name[len("images/"):-len(".jsonl")], _member(tar, member))
                 elif name.startswith("collections/") and name.endswith(".jsonl"):
                     collection = name[len("collections/"):-len(".jsonl")]
                     self._restore_collection(collection, _member(tar, member))
@@ -460,6 +482,8 @@ class _Restorer:
         problem = None
         if not entry.get("complete", False):
             problem = f"not backed up: {entry.get('error', 'unreadable')}"
+        # own_length: an original replaced in place, in an archive made before the records
+        # moved out of .files, has a length and no chunks of its own.
         elif pending.sha256 != entry["sha256"] or pending.length != own_length(doc):
             problem = (f"the bytes in the archive hash to {pending.sha256} ({pending.length} bytes), "
                        f"the backup recorded {entry['sha256']} ({own_length(doc)} bytes)")
@@ -468,6 +492,21 @@ class _Restorer:
             self.report.failures.append({"bucket": pending.bucket, "id": str(doc["_id"]), "error": problem})
             self._step()
             return
+        record = None
+        if is_image(doc):  # an archive from before the records moved out of .files
+            record, doc = doc, _bytes_file(doc, pending.sha256)
+        if doc is None:  # replaced in place: no bytes of its own, its content file holds them
+            delete_chunks(self.db, pending.bucket, pending.chunks_id)
+        elif not self._insert_file(pending, doc):
+            self._step()
+            return
+        if record is not None:
+            self._restore_record(pending.bucket, record)
+        self._step()
+
+    def _insert_file(self, pending: _Pending, doc: Document) -> bool:
+        """Write the files document of ``pending``'s chunks; False (a conflict) when another
+        file holds its unique key."""
         if pending.chunks_id != pending.file_id:
             delete_file(self.db, pending.bucket, pending.file_id)
             rename_chunks(self.db, pending.bucket, pending.chunks_id, pending.file_id)
@@ -479,10 +518,29 @@ class _Restorer:
             self.report.conflicts.append({
                 "bucket": pending.bucket, "id": str(doc["_id"]),
                 "error": f"another file holds the same unique key: {error.details}"})
-        else:
-            self.report.files[pending.bucket] = self.report.files.get(pending.bucket, 0) + 1
-            self.report.bytes += pending.length
-        self._step()
+            return False
+        self.report.files[pending.bucket] = self.report.files.get(pending.bucket, 0) + 1
+        self.report.bytes += pending.length
+        return True
+
+    def _restore_images(self, bucket: str, stream: IO[bytes]) -> None:
+        if bucket not in STORED:
+            self.report.failures.append({"bucket": bucket, "error": "image records of an unknown bucket"})
+            return
+        for line in stream:
+            if line.strip():
+                self._restore_record(bucket, _loads(line))
+
+    def _restore_record(self, bucket: str, doc: Document) -> None:
+        """Write one image record (by ``_id``: over what is there, with ``--force``)."""
+        self.records[bucket] = self.records.get(bucket, 0) + 1
+        try:
+            images(self.db, bucket).replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        except DuplicateKeyError as error:
+            self.report.conflicts.append({"bucket": bucket, "id": str(doc["_id"]), "error":
+                                          f"another image holds the same unique key: {error.details}"})
+            return
+        self.report.images[bucket] = self.report.images.get(bucket, 0) + 1
 
     def _step(self) -> None:
         self.done += 1
@@ -523,6 +581,27 @@ class _Restorer:
                 self.report.failures.append({
                     "bucket": bucket, "error": f"the archive holds {self.entries.get(bucket, 0)} of the "
                                                f"{count} files its counts list"})
+        for bucket, count in self.trailer.get("images", {}).items():
+            if self.records.get(bucket, 0) < count:
+                self.report.failures.append({
+                    "bucket": bucket, "error": f"the archive holds {self.records.get(bucket, 0)} of the "
+                                               f"{count} image records its counts list"})
+
+
+def _bytes_file(original: Document, digest: str) -> Document | None:
+    """The files document of the bytes an original's files document of an archive made before
+    the records moved out held in its own chunks (``digest``: their SHA-256), shaped as an
+    upload writes them (``originals.bytes_metadata``: a variant named ``original``); None for
+    one replaced in place (``metadata.content``: no bytes of its own, its content file is an
+    entry of its own)."""
+    meta = original.get("metadata") or {}
+    if meta.get("content"):
+        return None
+    image_id = original["_id"]
+    return {**{name: value for name, value in original.items() if name != "metadata"}, "metadata": {
+        "role": "variant", "variant": "original", "key": f"{image_id}/original", "original_id": image_id,
+        "format": meta.get("format"), "content_type": meta.get("content_type"), "sha256": digest,
+        "width": meta.get("width"), "height": meta.get("height")}}
 
 
 def _file_head(member: tarfile.TarInfo) -> tuple[str, Any, int]:

@@ -5,8 +5,10 @@ Garbage, per bucket:
 - product originals no document refers to (the app's owners of the documents referring to
   the products bucket answer, asked of its Media: avenue/media/references.py), and no
   ``legacy_paths`` entry, whose redirect still points at them;
-- variants whose original does not exist;
-- files whose chunks are incomplete (an interrupted upload by another writer, or damage);
+- variants (an image's bytes are a file like a variant, named ``original``) whose image has
+  no record in ``<bucket>.images``, or whose image does not list them;
+- files whose chunks are incomplete (an interrupted upload by another writer, or damage): an
+  image's current bytes go with their image; and images whose bytes file does not exist;
 - chunks whose files document does not exist (a killed upload: chunks are written first);
 - renditions on request (``media_renditions``) whose image no longer exists in its bucket or
   is at another version now (a crash between a delete or replace and the removal of its
@@ -15,17 +17,17 @@ Garbage, per bucket:
   the bytes they received, and any received bytes past their upload's expiry (no grace: an
   expired upload takes no more bytes, avenue/media/store/resumable.py).
 
-Builder media and general uploads are records in themselves (their files document is the
-record their owner lists and deletes), so they are never garbage.
+Builder media and general uploads are records in themselves (their image record is what
+their owner lists and deletes), so they are never garbage.
 
 Safety while the app serves traffic: everything but expired temp images must be older than
 the grace period (``uploadDate``, or the ``files_id`` ObjectId's time for chunks), because an
-upload in flight has chunks before its files document and variants before its original.
-``transfer`` copies files keeping their ids and upload dates (variants, then the original,
-then deletes the source), so a variant or chunks whose original or files document still
-exists in another bucket, and a product image whose temp source was deleted within the grace
-period, are kept too. Every deletion goes through the media core, which writes the tombstones
-that evict every worker's cache.
+upload in flight has chunks before its files document, and variants and bytes before its
+record. ``transfer`` copies files keeping their ids and upload dates (variants, then the
+bytes, then the record, then deletes the source), so a variant whose image's record, or
+chunks whose files document, still exists in another bucket, and a product image whose temp
+source was deleted within the grace period, are kept too. Every deletion goes through the
+media core, which writes the tombstones that evict every worker's cache.
 """
 
 from __future__ import annotations
@@ -45,22 +47,26 @@ from avenue.clock import now as clock_now
 from avenue.db import Document
 from avenue.media.buckets import PRODUCTS, RENDITIONS, STORED, TEMP, TRASH
 from avenue.media.core import Media
-from avenue.media.records import IMAGE, content_length, is_image, own_length, variant_ids
+from avenue.media.records import IMAGE, content_length, variant_ids
 from avenue.media.references import IN_BATCH, Referrers
 from avenue.media.store.originals import delete_image
 from avenue.media.store.renditions import orphans as rendition_orphans
 from avenue.media.store.resumable import collect_expired
 from avenue.media.store.scan import (
+    bytes_id,
     chunk_owners,
     chunk_stats,
     chunk_totals,
     delete_orphan_chunks,
     existing_ids,
     expired_originals,
-    files_by_id,
     has_file,
+    has_image,
+    image,
+    images_by_id,
     originals_without_expiry,
     walk_files,
+    walk_images,
 )
 from avenue.media.store.storage import delete_file
 from avenue.media.store.trash import expired as trash_expired
@@ -106,7 +112,7 @@ class GcReport:
 
 
 def _image_bytes(doc: dict[str, Any]) -> int:
-    """An original's bytes (its own, or its content file's once replaced) plus its variants'."""
+    """An image's bytes (its record's length: its bytes file's) plus its variants'."""
     variants = (doc.get("metadata") or {}).get("variants") or {}
     total: int = content_length(doc) + sum(info.get("length", 0) for formats in variants.values()
                                            for info in formats.values())
@@ -145,8 +151,8 @@ class _Collector:
         steps: list[Callable[[], None]] = [self._expired_temp_images, self._temp_images_without_expiry,
                                            self._unreferenced_product_images, self._trash_past_its_window]
         for bucket in STORED:
-            steps += [partial(self._incomplete_files, bucket), partial(self._orphan_variants, bucket),
-                      partial(self._orphan_chunks, bucket)]
+            steps += [partial(self._incomplete_files, bucket), partial(self._incomplete_images, bucket),
+                      partial(self._orphan_variants, bucket), partial(self._orphan_chunks, bucket)]
         steps += [self._orphan_renditions, lambda: self._incomplete_files(RENDITIONS),
                   lambda: self._orphan_chunks(RENDITIONS), self._expired_resumable_uploads]
         for index, step in enumerate(steps, 1):
@@ -163,10 +169,12 @@ class _Collector:
     def _remove_image(self, kind: str, bucket: str, doc: dict[str, Any], reason: str) -> None:
         if (bucket, doc["_id"]) in self.gone:
             return
-        self.gone.update((bucket, file_id) for file_id in [doc["_id"], *variant_ids(doc)])
+        # Its files: the one holding its bytes and its variants (the record is none).
+        files = set([bytes_id(doc), *variant_ids(doc)])
+        self.gone.update((bucket, file_id) for file_id in [doc["_id"], *files])
         self.report.removed.append({"kind": kind, "bucket": bucket, "id": str(doc["_id"]),
                                     "filename": doc.get("filename"), "bytes": _image_bytes(doc),
-                                    "files": 1 + len(variant_ids(doc)), "reason": reason})
+                                    "files": len(files), "reason": reason})
         if not self.dry_run:
             delete_image(self.db, bucket, doc, purges=self.media.purges)
 
@@ -175,7 +183,7 @@ class _Collector:
             return
         self.gone.add((bucket, doc["_id"]))
         self.report.removed.append({"kind": kind, "bucket": bucket, "id": str(doc["_id"]),
-                                    "filename": doc.get("filename"), "bytes": own_length(doc),
+                                    "filename": doc.get("filename"), "bytes": int(doc.get("length") or 0),
                                     "files": 1, "reason": reason})
         if not self.dry_run:
             delete_file(self.db, bucket, doc["_id"])
@@ -205,7 +213,7 @@ class _Collector:
 
     def _recently_transferred(self, file_id: ObjectId) -> bool:
         """A temp image claimed by a product right now: still in temp, or just deleted from it."""
-        if has_file(self.db, TEMP, file_id):
+        if has_image(self.db, TEMP, file_id):
             return True
         # Tombstones name their files in ``file_ids`` (``file_id`` before they were batched).
         for named in ({"file_ids": file_id}, {"file_id": file_id}):
@@ -215,7 +223,7 @@ class _Collector:
         return False
 
     def _unreferenced_product_images(self) -> None:
-        for batch in _batches(walk_files(self.db, PRODUCTS, IMAGE)):
+        for batch in _batches(walk_images(self.db, PRODUCTS, IMAGE)):
             referenced = self._referenced([doc["_id"] for doc in batch])
             for doc in batch:
                 if doc["_id"] in referenced or not self._old(doc):
@@ -238,7 +246,12 @@ class _Collector:
 
     # --- structure ------------------------------------------------------------------------
 
-    def _exists_elsewhere(self, file_id: ObjectId, bucket: str) -> bool:
+    def _image_elsewhere(self, image_id: ObjectId, bucket: str) -> bool:
+        """Whether another bucket holds image ``image_id``'s record (a transfer in flight)."""
+        return any(has_image(self.db, other, image_id) for other in STORED if other != bucket)
+
+    def _file_elsewhere(self, file_id: ObjectId, bucket: str) -> bool:
+        """Whether another bucket holds the files document ``file_id`` (a transfer in flight)."""
         return any(has_file(self.db, other, file_id) for other in STORED if other != bucket)
 
     def _incomplete_files(self, bucket: str) -> None:
@@ -249,17 +262,36 @@ class _Collector:
             # The batch is every old file between its first and last id: one range of chunks.
             stats = chunk_stats(self.db, bucket, [doc["_id"] for doc in batch], contiguous=True)
             for doc in batch:
-                # By its own chunks: an original replaced in place has none (records.own_length).
-                length = own_length(doc)
+                length = int(doc.get("length") or 0)
                 expected = math.ceil(length / doc["chunkSize"]) if length else 0
                 row = stats.get(doc["_id"], {"count": 0, "first": 0, "last": -1})
                 if (row["count"], row["first"], row["last"]) == (expected, 0, expected - 1) or expected == 0:
                     continue
                 reason = f"{row['count']} of {expected} chunks"
-                if is_image(doc):
-                    self._remove_image("incomplete_file", bucket, doc, reason)
+                record = self._held_by(bucket, doc)
+                if record is not None:  # an image's current bytes: the image goes with them
+                    self._remove_image("incomplete_file", bucket, record, reason)
                 else:
                     self._remove_file("incomplete_file", bucket, doc, reason)
+
+    def _held_by(self, bucket: str, doc: dict[str, Any]) -> dict[str, Any] | None:
+        """The record of the image whose current bytes the file ``doc`` holds, if any."""
+        meta = doc.get("metadata") or {}
+        if meta.get("role") != "variant" or meta.get("variant") != "original":
+            return None
+        record = image(self.db, bucket, meta.get("original_id"))
+        return record if record is not None and bytes_id(record) == doc["_id"] else None
+
+    def _incomplete_images(self, bucket: str) -> None:
+        """Images whose bytes file does not exist (lost, or removed by hand): nothing can serve
+        them. Their bytes are written before their record, so none is in flight."""
+        cursor = walk_images(self.db, bucket, {"uploadDate": {"$lt": self.cutoff}})
+        for batch in _batches(cursor, 200):
+            present = existing_ids(self.db, bucket, [bytes_id(doc) for doc in batch])
+            for doc in batch:
+                if bytes_id(doc) not in present:
+                    self._remove_image("incomplete_image", bucket, doc,
+                                       f"the file holding its bytes ({bytes_id(doc)}) does not exist")
 
     def _orphan_variants(self, bucket: str) -> None:
         cursor = walk_files(self.db, bucket, {"metadata.role": "variant"},
@@ -267,11 +299,11 @@ class _Collector:
                                              "metadata.original_id": 1})
         for batch in _batches(cursor):
             originals = {doc["metadata"].get("original_id") for doc in batch}
-            # What each present original lists: a file it does not list (a replace or a
-            # re-render cut off before the original pointed at it) is garbage too, once old.
-            found = files_by_id(self.db, bucket, originals,
-                                     {"metadata.variants": 1, "metadata.content": 1})
-            listed = {file_id: set(variant_ids(doc)) for file_id, doc in found.items()}
+            # What each present image lists (its variants, its bytes): a file it does not list
+            # (a replace or a re-render cut off before the record pointed at it) is garbage too,
+            # once old.
+            found = images_by_id(self.db, bucket, originals, {"metadata.variants": 1, "metadata.content": 1})
+            listed = {file_id: {bytes_id(doc), *variant_ids(doc)} for file_id, doc in found.items()}
             for doc in batch:
                 original = doc["metadata"].get("original_id")
                 if doc["_id"] in listed.get(original, ()) or not self._old(doc):
@@ -281,7 +313,7 @@ class _Collector:
                                       f"its original {original} does not list it (an earlier version or "
                                       "an interrupted write)")
                     continue
-                if self._exists_elsewhere(original, bucket):
+                if self._image_elsewhere(original, bucket):
                     self.report.kept_in_grace += 1  # a transfer copying this image right now
                     continue
                 self._remove_file("orphan_variant", bucket, doc, f"its original {original} does not exist")
@@ -318,7 +350,7 @@ class _Collector:
                 if isinstance(file_id, ObjectId) and as_utc(file_id.generation_time) >= self.cutoff:
                     self.report.kept_in_grace += 1
                     continue
-                if self._exists_elsewhere(file_id, bucket):
+                if self._file_elsewhere(file_id, bucket):
                     self.report.kept_in_grace += 1
                     continue
                 size, count = chunk_totals(self.db, bucket, file_id)

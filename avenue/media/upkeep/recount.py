@@ -1,4 +1,4 @@
-"""Every running total of the media package recounted from the files, and replaced where no
+"""Every running total of the media package recounted from the records and files, and replaced where no
 write moved it meanwhile: each stored bucket's counters and the renditions' total (the byte
 budget evicts by it, avenue/media/effects/counters.py), then the library's facets
 (avenue/media/effects/facets.py). The status reconciliation and the sweep's last step ask it.

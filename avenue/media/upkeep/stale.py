@@ -3,12 +3,13 @@
 After a change of the variant table (avenue/media/ingest/variants.py), of a format's default
 quality or encoder settings (avenue/media/formats.py), the variants already stored are stale:
 each records the recipe that made it (avenue/media/store/rerender.py). This walk goes through
-the buckets' originals by ``_id`` through one cursor each and renders every stale variant again
-from its original (never written), a new file switched in place of the old one, so every URL
-answers throughout; then it walks the renditions on request and removes the stale ones, which
-their next request renders again (a changed preset names other renditions: the old ones are
-no longer asked for and leave with the byte budget's eviction, ``AVENUE_RENDITION_BUDGET_BYTES``;
-removing only frees bytes, so the walk never takes the renditions past their budget).
+the buckets' image records (``<bucket>.images``) by ``_id`` through one cursor each and renders
+every stale variant again from its original (never written), a new file switched in place of
+the old one, so every URL answers throughout; then it walks the renditions on request and
+removes the stale ones, which their next request renders again (a changed preset names other
+renditions: the old ones are no longer asked for and leave with the byte budget's eviction,
+``AVENUE_RENDITION_BUDGET_BYTES``; removing only frees bytes, so the walk never takes the
+renditions past their budget).
 
 Bounds: ``limit`` images re-rendered per run; ``cpu_share`` (0 < share <= 1): after each
 image's render of ``t`` seconds the walk sleeps ``t * (1 - share) / share``, so it keeps about
@@ -35,12 +36,12 @@ from avenue.media.core import Media
 from avenue.media.records import IMAGE
 from avenue.media.store.renditions import is_stale, remove_stale
 from avenue.media.store.rerender import BeforeSwitch, rerender, stale_of
-from avenue.media.store.scan import count_files, walk_files
+from avenue.media.store.scan import count_files, count_images, walk_files, walk_images
 from avenue.media.upkeep.backfill import ProgressFn
 
 NAME = "rerender"  # the checkpoint's _id (and the ops lock's name, avenue/ops/rerender.py)
 CHECKPOINTS = "ops_checkpoints"
-BATCH = 100  # files documents read per cursor fetch; renditions removed per removal
+BATCH = 100  # records (or renditions' files) read per cursor fetch; renditions removed per removal
 # The buckets a walk may name, in the order it walks them: the originals' and the renditions'.
 RERENDER_BUCKETS = (*BUCKETS.values(), RENDITIONS)
 
@@ -118,7 +119,8 @@ def rerender_stale(db: Database[Document], *, dry_run: bool = False, buckets: li
     start = checkpoint(db) if resume else None
     if start is not None and start.get("bucket") in order:
         order = order[order.index(start["bucket"]):]
-    total = sum(count_files(db, bucket, estimated=True) for bucket in order)
+    total = sum(count_files(db, bucket, estimated=True) if bucket == RENDITIONS else
+                count_images(db, bucket, estimated=True) for bucket in order)
     seen = 0
 
     def save(bucket: str, last_id: Any) -> None:
@@ -128,12 +130,11 @@ def rerender_stale(db: Database[Document], *, dry_run: bool = False, buckets: li
 
     for bucket in order:
         after = start["last_id"] if start is not None and bucket == start.get("bucket") else None
-        if bucket == RENDITIONS:
-            query: dict[str, Any] = {"metadata.role": "rendition"}
-        else:
-            query = dict(IMAGE)
+        # The renditions on request are files; the images, records.
+        walk = walk_files(db, bucket, {"metadata.role": "rendition"}, after=after, batch=BATCH) \
+            if bucket == RENDITIONS else walk_images(db, bucket, IMAGE, after=after, batch=BATCH)
         batch: list[Document] = []
-        for doc in walk_files(db, bucket, query, after=after, batch=BATCH):
+        for doc in walk:
             seen += 1
             progress("Re-rendering", seen, max(total, seen))
             if bucket == RENDITIONS:

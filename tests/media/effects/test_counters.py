@@ -101,8 +101,9 @@ def test_a_lost_increment_is_drift_the_reconciliation_corrects(app, client, db, 
 
 def test_a_recount_that_a_write_raced_is_not_applied(db, monkeypatch):
     store(db, Buckets.UPLOADS, image_bytes("good/alpha.png"), filename="a.png")
-    # Drift: 8 files gone behind its back.
-    db[f"{Buckets.UPLOADS}.files"].delete_many({"metadata.role": "variant"})
+    # Drift: 8 files gone behind its back (the variants, not the file of the image's bytes).
+    db[f"{Buckets.UPLOADS}.files"].delete_many({"metadata.role": "variant",
+                                                "metadata.variant": {"$ne": "original"}})
     real = bucket_counters.count_bucket
 
     def raced(*args, **kwargs):
@@ -147,7 +148,7 @@ def test_the_chunk_count_is_exact_and_on_the_embedded_database_decodes_no_chunk(
         file_id = ObjectId()
         db[f"{bucket}.files"].insert_one({"_id": file_id, "length": length, "chunkSize": size,
                                           "filename": "raw", "uploadDate": dt.datetime.now(dt.UTC),
-                                          "metadata": {"role": "original"}})
+                                          "metadata": {"role": "variant", "variant": "original"}})
         chunks = [{"files_id": file_id, "n": n, "data": b"\0" * min(size, length - at)}
                   for n, at in enumerate(range(0, length, size))]
         if chunks:
@@ -166,7 +167,8 @@ def test_the_chunk_count_is_exact_and_on_the_embedded_database_decodes_no_chunk(
     assert counted["chunks"] == db[f"{bucket}.chunks"].count_documents({}) == 4
     assert counted["files"] == 3 and counted["bytes"] == size + 600 * 1024 + 1
     # On the embedded database: estimated_document_count, a count command with no filter.
-    assert counted_on == ([] if not dialect_of(db).whole_collection_reads else [f"{bucket}.chunks"])
+    chunks_counted = [name for name in counted_on if name == f"{bucket}.chunks"]  # not the records' count
+    assert chunks_counted == ([] if not dialect_of(db).whole_collection_reads else [f"{bucket}.chunks"])
 
 
 def _spread(db, bucket: str) -> None:
@@ -174,25 +176,27 @@ def _spread(db, bucket: str) -> None:
     kept as every write keeps them)."""
     base = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     for n, doc in enumerate(db[f"{bucket}.files"].find({}, {"_id": 1}).sort("_id", 1)):
-        db[f"{bucket}.files"].update_one({"_id": doc["_id"]},
-                                         {"$set": {"uploadDate": base + dt.timedelta(days=7 * n)}})
+        moved = {"$set": {"uploadDate": base + dt.timedelta(days=7 * n)}}
+        db[f"{bucket}.files"].update_one({"_id": doc["_id"]}, moved)
+        records.images(db, bucket).update_one({"_id": doc["_id"]}, moved)  # an image: as its bytes
     dates = [doc["uploadDate"] for doc in db[f"{bucket}.files"].find({}, {"uploadDate": 1})]
     db["media_counters"].update_one({"_id": bucket}, {"$set": {"oldest": min(dates), "newest": max(dates)}})
 
 
 def _reads(monkeypatch, db, bucket: str) -> list:
-    """The finds and pipelines asked of the bucket's files from now on."""
+    """The finds and pipelines asked of the bucket's files and image records from now on."""
     seen: list = []
     kind = type(db[f"{bucket}.files"])  # pymongo's Collection, or mongomock's
     real_find, real_aggregate = kind.find, kind.aggregate
+    names = {f"{bucket}.files", records.images(db, bucket).name}
 
     def find(self, *args, **kwargs):
-        if self.name == f"{bucket}.files":
+        if self.name in names:
             seen.append(("find", args[0] if args else kwargs.get("filter")))
         return real_find(self, *args, **kwargs)
 
     def aggregate(self, pipeline, *args, **kwargs):
-        if self.name == f"{bucket}.files":
+        if self.name in names:
             seen.append(("aggregate", pipeline))
         return real_aggregate(self, pipeline, *args, **kwargs)
 
@@ -203,7 +207,7 @@ def _reads(monkeypatch, db, bucket: str) -> list:
 
 def test_on_the_embedded_database_a_bucket_is_counted_between_fences_of_dates(db, monkeypatch):
     for name in ("good/alpha.png", "good/grayscale.jpg", "good/cmyk.jpg"):
-        store(db, Buckets.UPLOADS, image_bytes(name), filename=name.split("/")[-1])  # 27 files, 3 originals
+        store(db, Buckets.UPLOADS, image_bytes(name), filename=name.split("/")[-1])  # 27 files, 3 records
     _spread(db, Buckets.UPLOADS)
     whole = bucket_counters._group_whole(db, Buckets.UPLOADS)
     monkeypatch.setattr(fenced, "FENCE_EVERY", 3)
@@ -233,16 +237,31 @@ def test_on_the_embedded_database_chunks_gone_behind_the_app_s_back_are_left_to_
     assert counted == (actual + 1 if not dialect_of(db).whole_collection_reads else actual)
 
 
+def _inserted(db, bucket: str, docs: list[dict]) -> list[dict]:
+    """Insert ``docs`` as the app lays them out: each ``role: original`` one is an image's
+    record (``<bucket>.images``) and the file of its bytes (a variant named ``original``, under
+    the image's id); the rest are files. Returns the records and files inserted."""
+    written = []
+    for doc in docs:
+        if doc["metadata"]["role"] == "original":
+            records.images(db, bucket).insert_one(doc)
+            written.append(doc)
+            doc = {**doc, "metadata": {"role": "variant", "variant": "original", "original_id": doc["_id"]}}
+        db[f"{bucket}.files"].insert_one(doc)
+        written.append(doc)
+    return written
+
+
 def _seeded_behind_the_back(db, bucket: str, images: int) -> list[dict]:
-    """``images`` images of 9 files documents each (an original and 8 variants under one upload
-    date, an image a second), inserted as a bulk load does, the counters moved as the app
-    moves them (bench/scale.py seeds so); no fences."""
+    """``images`` images of 9 files each (its bytes and 8 variants, and its record, under one
+    upload date, an image a second), inserted as a bulk load does, the counters moved as the
+    app moves them (bench/scale.py seeds so); no fences."""
     base = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
-    docs = [{"_id": ObjectId(), "length": 10, "chunkSize": 255 * 1024, "filename": f"s{n}.jpg",
-             "uploadDate": base + dt.timedelta(seconds=n),
-             "metadata": {"role": "original" if k == 0 else "variant"}}
-            for n in range(images) for k in range(9)]
-    db[f"{bucket}.files"].insert_many(docs)
+    docs = _inserted(db, bucket, [
+        {"_id": ObjectId(), "length": 10, "chunkSize": 255 * 1024, "filename": f"s{n}.jpg",
+         "uploadDate": base + dt.timedelta(seconds=n),
+         "metadata": {"role": "original" if k == 0 else "variant"}}
+        for n in range(images) for k in range(9)])
     bucket_counters.record(db, bucket, bucket_counters.figures(docs))
     return docs
 
@@ -264,7 +283,7 @@ def test_a_first_walk_of_a_role_asks_no_query_for_much_more_than_a_fence_s_worth
     one lock: a walk without fences (the first sweep after a bulk load) was one query of the
     whole role (67,200 variants of a products bucket: 8.7 s, every status call waiting)."""
     bucket = "first_walk"
-    docs = _seeded_behind_the_back(db, bucket, 120)  # 960 variants
+    docs = _seeded_behind_the_back(db, bucket, 120)  # 1,080 variants (960, and 120 images' bytes)
     monkeypatch.setattr(fenced, "FIRST_READ", 40)
     reads = _reads(monkeypatch, db, bucket)
     walked = [doc["_id"] for docs in bucket_counters.walk_role(db, bucket, "variant", {"_id": 1},
@@ -275,7 +294,7 @@ def test_a_first_walk_of_a_role_asks_no_query_for_much_more_than_a_fence_s_worth
     assert walked == [doc["_id"] for doc in order]  # each once, in walk order
     asked = [sum(1 for doc in variants if _within(doc["uploadDate"], query))
              for kind, query in reads if kind == "find" and query.get("metadata.role") == "variant"]
-    assert max(asked) <= fenced.FIRST_GROWTH * 40, asked  # before: one query of all 960
+    assert max(asked) <= fenced.FIRST_GROWTH * 40, asked  # before: one query of all 1,080
     assert len(asked) < 2 * len(variants) / 40 + 60
 
 
@@ -285,20 +304,21 @@ def test_a_first_count_across_a_year_without_uploads_reads_each_role_in_a_few_wi
     walk, a role with no files as many (the seed test's first count: 2,592 reads, 9 s)."""
     bucket = "first_walk"
     year_ago = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=365)
-    docs = [{"_id": ObjectId(), "length": 10, "chunkSize": 255 * 1024, "filename": f"s{n}.jpg",
-             "uploadDate": year_ago + dt.timedelta(seconds=n) if n < 8 else dt.datetime.now(dt.UTC),
-             "metadata": {"role": "original" if k == 0 else "variant"}} for n in range(9) for k in range(9)]
-    db[f"{bucket}.files"].insert_many(docs)
+    docs = _inserted(db, bucket, [
+        {"_id": ObjectId(), "length": 10, "chunkSize": 255 * 1024, "filename": f"s{n}.jpg",
+         "uploadDate": year_ago + dt.timedelta(seconds=n) if n < 8 else dt.datetime.now(dt.UTC),
+         "metadata": {"role": "original" if k == 0 else "variant"}} for n in range(9) for k in range(8)])
     bucket_counters.record(db, bucket, bucket_counters.figures(docs))
-    # Reads of 4: the bucket's 81 files are many, a role's few (none of two): the counters'
-    # originals, the rest less what the walks before counted.
+    # 9 images of 8 files each (its bytes and 7 variants: 8 of role variant an image, as before
+    # the records moved out) and a record. Reads of 4: the bucket's 72 files are many, a role's
+    # few (none of two): the counters' originals, the rest less what the walks before counted.
     monkeypatch.setattr(fenced, "FIRST_READ", 4)
     reads = _reads(monkeypatch, db, bucket)
     counted = bucket_counters._count_in_windows(db, bucket)
     newest_first = [doc["_id"] for docs in bucket_counters.walk_role(db, bucket, "original", {"_id": 1},
                                                                      descending=True) for doc in docs]
     monkeypatch.undo()
-    assert counted["files"] == 81 and counted["originals"] == 9 and len(newest_first) == 9
+    assert counted["files"] == 72 and counted["originals"] == 9 and len(newest_first) == 9
     per_role = Counter(query.get("metadata.role", "?") for _kind, query in reads)
     # A walk: the undated files, a read beyond each end, one up to the counters' dates, a few
     # inside them, the day past them (9); newest first, the 56 years before them (16).

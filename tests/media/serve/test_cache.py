@@ -392,7 +392,8 @@ def test_a_file_deleted_behind_a_stale_cache_entry_is_a_clean_404(app_factory):
     assert other_client.head(stored["obj"]["url"]).status_code == 200  # document cached, bytes not
     invalidation.LOCAL_CACHES.discard(get_cache(other))  # as if in another process
     with deleter.app_context():
-        get_db()[f"{Buckets.PRODUCTS}.chunks"].delete_many({"files_id": stored["doc"]["_id"]})
+        held_by = MediaDoc.from_files_doc(Buckets.PRODUCTS, stored["doc"]).bytes_id  # the bytes' file
+        get_db()[f"{Buckets.PRODUCTS}.chunks"].delete_many({"files_id": held_by})
     response = other_client.get(stored["obj"]["url"])
     assert response.status_code == 404
 

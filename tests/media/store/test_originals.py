@@ -82,7 +82,7 @@ def test_an_upload_is_all_or_nothing(db):
 
 def test_a_failure_while_writing_leaves_nothing_behind(db, monkeypatch):
     before = bucket_snapshot(db)
-    real = storage_module.write_files
+    real = storage_module.write_image
     calls = {"n": 0}
 
     def failing(db_, bucket, files, *args, **kwargs):
@@ -91,7 +91,7 @@ def test_a_failure_while_writing_leaves_nothing_behind(db, monkeypatch):
             raise pymongo.errors.AutoReconnect("connection lost mid-upload")
         return real(db_, bucket, files, *args, **kwargs)
 
-    monkeypatch.setattr(storage_module, "write_files", failing)
+    monkeypatch.setattr(storage_module, "write_image", failing)
     uploads = [Library.Upload("a.jpg", image_bytes("good/grayscale.jpg")),
                Library.Upload("b.jpg", image_bytes("good/progressive.jpg"))]
     with pytest.raises(pymongo.errors.AutoReconnect):
@@ -101,19 +101,21 @@ def test_a_failure_while_writing_leaves_nothing_behind(db, monkeypatch):
 
 
 def test_one_upload_is_written_in_two_commands(db, monkeypatch):
-    """Chunks of the original and the variant its answer needs (the WebP thumb) in one insert,
-    their files documents in another, the original's last (write commands, not bytes, slow
-    the embedded server); the 7 others are rendered after the answer (store/pending.py)."""
+    """Chunks of the image's bytes' file and the variant its answer needs (the WebP thumb) in
+    one insert, their files documents in another, the bytes' file last (write commands, not
+    bytes, slow the embedded server), then the image's record; the 7 others are rendered
+    after the answer (store/pending.py)."""
     seen = []
-    real = storage_module.write_files
+    real = storage_module.write_image
 
     def recording(db_, bucket, files, *args, **kwargs):
-        seen.append([f.metadata["role"] for f in files])
+        seen.append([(f.metadata["role"], f.metadata["variant"]) for f in files])
         return real(db_, bucket, files, *args, **kwargs)
 
-    monkeypatch.setattr(storage_module, "write_files", recording)
-    store(db, Buckets.PRODUCTS, image_bytes("good/grayscale.jpg"), filename="g.jpg")
-    assert seen == [["variant", "original"]]
+    monkeypatch.setattr(storage_module, "write_image", recording)
+    doc = store(db, Buckets.PRODUCTS, image_bytes("good/grayscale.jpg"), filename="g.jpg").doc
+    assert seen == [[("variant", "thumb"), ("variant", "original")]]
+    assert images(db, Buckets.PRODUCTS).find_one({"_id": doc["_id"]})["metadata"]["role"] == "original"
 
 
 def test_chunks_of_a_failed_file_write_are_removed(db, monkeypatch):
@@ -145,6 +147,7 @@ def test_deleting_an_image_removes_its_variants_and_chunks(db):
                    for info in formats.values()}
     assert len(variant_ids) == 8
     assert delete_image(db, Buckets.PRODUCTS, doc["_id"], purges=NO_PURGES)
+    assert images(db, Buckets.PRODUCTS).count_documents({}) == 0  # its record, its bytes' file, its variants
     assert db[f"{Buckets.PRODUCTS}.files"].count_documents({}) == 0
     assert db[f"{Buckets.PRODUCTS}.chunks"].count_documents({}) == 0
     # One tombstone for the image, its original and every variant together, written before
@@ -162,6 +165,10 @@ def test_transfer_moves_an_image_between_buckets_keeping_its_id(db):
     assert moved.doc["_id"] == temp["_id"]
     assert "expires_at" not in moved.doc["metadata"]
     assert db[f"{Buckets.BY_ALIAS['temp']}.files"].count_documents({}) == 0
+    assert images(db, Buckets.BY_ALIAS["temp"]).count_documents({}) == 0
+    assert images(db, Buckets.PRODUCTS).count_documents({"_id": temp["_id"]}) == 1
+    # Its bytes' file moved with it, under its id, as the variants did.
+    assert db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": temp["_id"]})["metadata"]["variant"] == "original"
     assert read_all(db, Buckets.PRODUCTS, moved.doc) == served
     variant_id = moved.doc["metadata"]["variants"]["thumb"]["webp"]["id"]
     assert db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": variant_id}) is not None
@@ -187,8 +194,10 @@ def test_concurrent_identical_uploads_store_one_file(db, backend):
     assert not errors
     assert len({r.doc["_id"] for r in results}) == 1
     assert images(db, Buckets.PRODUCTS).count_documents(IMAGE) == 1
-    # The losers' variants were removed again: exactly one set of 8.
-    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.role": "variant"}) == 8
+    # The losers' variants and bytes' files were removed again: exactly one set of 8 and one file.
+    files = db[f"{Buckets.PRODUCTS}.files"]
+    assert files.count_documents({"metadata.role": "variant", "metadata.variant": {"$ne": "original"}}) == 8
+    assert files.count_documents({"metadata.variant": "original"}) == 1
 
 
 class _Commands(monitoring.CommandListener):

@@ -121,7 +121,8 @@ def test_the_render_after_the_answer_completes_every_pending_variant_once(client
     assert pending.pending_of(doc) == []
     listed = [info for formats in doc["metadata"]["variants"].values() for info in formats.values()]
     assert len(listed) == 8
-    assert db[f"{Buckets.UPLOADS}.files"].count_documents({"metadata.original_id": doc["_id"]}) == 8
+    # Its 8 variants and its bytes' file.
+    assert db[f"{Buckets.UPLOADS}.files"].count_documents({"metadata.original_id": doc["_id"]}) == 9
     assert len(renders) == 1 and len(renders[0]) == 7  # one decode for the seven
     for job in held:
         job()  # again (a retry): nothing left to render
@@ -300,7 +301,8 @@ def test_a_render_that_died_after_writing_its_files_is_finished_by_the_next_with
     assert image.format == "JPEG"
     doc = original(db, body)
     assert pending.pending_of(doc) == [] and len(renders) == 1  # listed by their keys, not rendered again
-    assert db[f"{Buckets.UPLOADS}.files"].count_documents({"metadata.original_id": doc["_id"]}) == 8
+    # Its 8 variants and its bytes' file.
+    assert db[f"{Buckets.UPLOADS}.files"].count_documents({"metadata.original_id": doc["_id"]}) == 9
 
 
 def test_a_render_after_the_answer_cut_across_by_a_replace_leaves_only_the_new_version(

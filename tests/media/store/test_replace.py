@@ -32,8 +32,9 @@ def test_a_crash_after_writing_the_new_files_changes_nothing_and_a_retry_finishe
     monkeypatch.undo()
     head = record(db, Buckets.BUILDER, ObjectId(media["id"]))
     assert "replacing_at" not in head["metadata"] and "version" not in head["metadata"]
+    # Its 8 variants and its bytes' file (under its id): the new version's files went.
     assert db[f"{Buckets.BUILDER}.files"].count_documents(
-        {"metadata.original_id": ObjectId(media["id"])}) == 8
+        {"metadata.original_id": ObjectId(media["id"])}) == 9
     assert client.get(media["url"]).status_code == 200
     assert replace_media(client, editor, media["id"]).status_code == 200
     assert check(db).findings == []
@@ -63,9 +64,10 @@ def test_a_replace_that_loses_at_the_switch_answers_409_and_leaves_everything_as
                                           else "image_busy")
     head = record(db, Buckets.BUILDER, ObjectId(media["id"]))
     assert "version" not in head["metadata"] and head["length"] == media["bytes"]
+    # Its 8 variants and its bytes' file (under its id): the new version's files went.
     assert db[f"{Buckets.BUILDER}.files"].count_documents(
-        {"metadata.original_id": ObjectId(media["id"])}) == 8
-    assert db[f"{TRASH}.files"].count_documents({}) == 0
+        {"metadata.original_id": ObjectId(media["id"])}) == 9
+    assert db[f"{TRASH}.files"].count_documents({}) == 0 and images(db, TRASH).count_documents({}) == 0
     assert sha256(body_of(client, media["url"])).hexdigest() == media["sha256"]
     if race == "same_bytes_stored_elsewhere":
         assert "replacing_at" not in head["metadata"]  # released

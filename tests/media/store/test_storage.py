@@ -125,10 +125,16 @@ def test_streaming_a_50_mb_file_holds_about_one_batch_of_chunks(app, client, bac
         pytest.skip("mongomock copies every matching document up front; the bound is the server cursor's")
 
     data = bytes(range(256)) * (50 * 4096)  # 50 MiB
+    image_id, digest = ObjectId(), hashlib.sha256(data).hexdigest()
     with app.app_context():
-        doc = storage_module.write_file(get_db(), Buckets.PRODUCTS, data, filename="big.bin", metadata={
-            "role": "original", "key": "big", "sha256": hashlib.sha256(data).hexdigest(),
-            "content_type": "application/octet-stream", "visibility": "public"})
+        # Its bytes' file, then its record (originals.py's order and shapes).
+        doc = storage_module.write_file(
+            get_db(), Buckets.PRODUCTS, data, filename="big.bin", file_id=image_id,
+            metadata={"role": "variant", "variant": "original", "key": f"{image_id}/original",
+                      "original_id": image_id, "sha256": digest, "content_type": "application/octet-stream"})
+        storage_module.insert_record(get_db(), Buckets.PRODUCTS, {**doc, "metadata": {
+            "role": "original", "key": "big", "sha256": digest,
+            "content_type": "application/octet-stream", "visibility": "public"}})
     del data
     tracemalloc.start()
     try:

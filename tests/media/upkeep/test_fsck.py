@@ -12,6 +12,7 @@ from avenue.media.store.originals import delete_image, store
 from avenue.media.upkeep import fsck as fsck_module
 from avenue.media.upkeep.fsck import checkpoint, fsck
 from tests.helpers import image_bytes
+from tests.support.records import images
 
 
 def test_a_repair_of_an_image_deleted_while_it_renders_leaves_no_variant_behind(db, monkeypatch, media_core):
@@ -30,6 +31,7 @@ def test_a_repair_of_an_image_deleted_while_it_renders_leaves_no_variant_behind(
     assert report.ok, report.summary()
     assert db[f"{Buckets.BUILDER}.files"].count_documents({}) == 0
     assert db[f"{Buckets.BUILDER}.chunks"].count_documents({}) == 0
+    assert images(db, Buckets.BUILDER).count_documents({}) == 0
 
 
 def seed(db, count: int) -> None:
@@ -44,8 +46,8 @@ class Interrupted(Exception):
 
 
 def test_an_interrupted_check_resumes_after_its_last_checkpoint(db, monkeypatch):
-    seed(db, 4)  # 4 originals and their variants
-    total = fsck(db).files_checked
+    seed(db, 4)  # 4 images: their records, their bytes and their variants
+    total = fsck(db).checked  # files and records: what the progress and the checkpoints count
     monkeypatch.setattr(fsck_module, "BATCH", 5)
     monkeypatch.setattr(fsck_module, "CHECKPOINT_EVERY", 10)
 
@@ -58,6 +60,30 @@ def test_an_interrupted_check_resumes_after_its_last_checkpoint(db, monkeypatch)
     saved = checkpoint(db)
     assert saved is not None  # position after file 10
     resumed = fsck(db, resume=True)
-    assert resumed.ok and resumed.files_checked == total - 10
+    assert resumed.ok and resumed.checked == total - 10
     assert checkpoint(db) is None  # a finished run clears it
-    assert fsck(db, resume=True).files_checked == total  # nothing to resume: everything
+    assert fsck(db, resume=True).checked == total  # nothing to resume: everything
+
+
+def test_a_check_resumed_in_a_buckets_records_skips_its_files(db, monkeypatch):
+    seed(db, 2)
+    total = fsck(db)
+    monkeypatch.setattr(fsck_module, "BATCH", 1)
+    monkeypatch.setattr(fsck_module, "CHECKPOINT_EVERY", 1)
+    seen = []
+
+    def stop_in_the_records(phase, done, _total):
+        saved = checkpoint(db)
+        if saved is not None and saved.get("collection") == "images":
+            seen.append(saved)
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        fsck(db, progress=stop_in_the_records)
+    bucket = seen[0]["bucket"]  # the first bucket with a record: its files all checked before it
+    assert seen[0]["last_id"] == images(db, bucket).find_one()["_id"]
+    files = db[f"{bucket}.files"].count_documents({})
+    resumed = fsck(db, resume=True)
+    # That bucket's files and its one record were checked before it stopped.
+    assert resumed.ok and resumed.files_checked == total.files_checked - files
+    assert resumed.images_checked == total.images_checked - 1

@@ -15,7 +15,7 @@ from avenue.media.store import pending, storage
 from avenue.media.store.originals import store, transfer
 from avenue.media.upkeep.fsck import check
 from tests.helpers import image_bytes, library_upload
-from tests.support.records import record
+from tests.support.records import images, record
 
 LATER = dt.timedelta(hours=2)  # past the default one-hour grace period
 
@@ -24,7 +24,8 @@ def test_a_temp_image_just_claimed_by_a_product_is_not_garbage(db, media_core):
     # transfer keeps the temp image's id and upload date; the product's reference comes next.
     temp = store(db, Buckets.TEMP, image_bytes("good/png16.png"), filename="a.png",
                  extra={"expires_at": storage.now() + dt.timedelta(hours=3)}).doc
-    db[f"{Buckets.TEMP}.files"].update_many({}, {"$set": {"uploadDate": storage.now() - LATER}})
+    for collection in (db[f"{Buckets.TEMP}.files"], images(db, Buckets.TEMP)):  # its files and its record
+        collection.update_many({}, {"$set": {"uploadDate": storage.now() - LATER}})
     temp = record(db, Buckets.TEMP, temp["_id"])
     moved = transfer(db, Buckets.TEMP, Buckets.PRODUCTS, temp, kind="product").doc
     hour_ago = storage.now() - dt.timedelta(hours=1)
@@ -96,6 +97,7 @@ def test_gc_collects_the_files_an_interrupted_replace_left_and_keeps_the_listed_
     assert fresh.removed == [] and db[f"{Buckets.BUILDER}.files"].find_one({"_id": new.file_id}) is not None
     later = AppMedia.on(db, media_core).maintenance.collect_garbage(now=now() + dt.timedelta(hours=2))
     assert [(r["kind"], r["id"]) for r in later.removed] == [("orphan_variant", str(new.file_id))]
-    assert db[f"{Buckets.BUILDER}.files"].count_documents({"metadata.original_id": image_id}) == 8
+    # Its 8 variants and the file holding its bytes, all listed.
+    assert db[f"{Buckets.BUILDER}.files"].count_documents({"metadata.original_id": image_id}) == 8 + 1
     assert client.get(media["variants"]["thumb"]).status_code == 200
     assert check(db).findings == []

@@ -36,7 +36,7 @@ def test_a_run_killed_halfway_resumes_to_the_same_state_as_an_uninterrupted_one(
     with pytest.raises(Killed):
         AppMedia.on(legacy_db, media_core).maintenance.import_legacy(LEGACY_UPLOADS, progress=kill_after(7))
     # Killed again, this time while writing a file (its original and variants).
-    real_write = storage.write_files
+    real_write = storage.write_image
     calls = {"n": 0}
 
     def dying_write(*args, **kwargs):
@@ -45,10 +45,10 @@ def test_a_run_killed_halfway_resumes_to_the_same_state_as_an_uninterrupted_one(
             raise Killed
         return real_write(*args, **kwargs)
 
-    monkeypatch.setattr(storage, "write_files", dying_write)
+    monkeypatch.setattr(storage, "write_image", dying_write)
     with pytest.raises(Killed):
         AppMedia.on(legacy_db, media_core).maintenance.import_legacy(LEGACY_UPLOADS)
-    monkeypatch.setattr(storage, "write_files", real_write)
+    monkeypatch.setattr(storage, "write_image", real_write)
     resumed = AppMedia.on(legacy_db, media_core).maintenance.import_legacy(LEGACY_UPLOADS)
     counts = resumed.counts
     assert counts["imported"] + counts["duplicates"] + counts["already_imported"] == 18

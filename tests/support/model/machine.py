@@ -34,7 +34,6 @@ from avenue.media.effects.counters import FIELDS, count_bucket
 from avenue.media.effects.counters import of as counters_of
 from avenue.status.counters import FIELDS as PRODUCT_FIELDS
 from avenue.status.counters import product_counters, product_figures
-from tests.support import records
 from tests.support.client import multipart
 from tests.support.gridfs_read import current_bytes
 from tests.support.gridfs_spec import invalid_files
@@ -698,13 +697,9 @@ def machine(harness: Harness) -> type[RuleBasedStateMachine]:
 
         def check_spec(self) -> None:
             """gridfs_spec: every files document in the database is a GridFS file whole by the
-            specification (tests/support/gridfs_spec.py), but for the one exception the layout
-            still has: the record of an image changed in place, whose bytes are in the file its
-            ``metadata.content`` names."""
-            invalid = [found for found in invalid_files(self.h.db)
-                       if not (records.images(self.h.db, found.bucket).find_one(
-                           {"_id": found.file_id, **records.IMAGE, "metadata.content": {"$exists": True}},
-                           {"_id": 1}))]
+            specification (tests/support/gridfs_spec.py), with no exception: an image's record
+            is in ``<bucket>.images``, never in ``.files`` (issue 75)."""
+            invalid = invalid_files(self.h.db)
             assert invalid == [], ("gridfs_spec", invalid)
             COVERAGE["invariant:gridfs_spec"] += 1
 

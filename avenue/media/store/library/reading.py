@@ -49,7 +49,8 @@ def upload_dates(db: Database[Document], collection: str) -> DateHints:
     """Where a bucket's upload dates lie, and how many originals it holds (its counters): the
     hints a first build of its list of originals' fences reads in windows by (on the embedded
     database: avenue/embedded/fences.py)."""
-    figures = counters.of(db, collection.removesuffix(".files"))
+    # ``collection`` is the bucket's records (records.images_name): the bucket is its name's head.
+    figures = counters.of(db, collection.rpartition(".")[0])
     return DateHints(figures["oldest"], figures["newest"], figures["originals"])
 
 
@@ -89,11 +90,11 @@ class Reading:
                 if is_image(doc)}
 
     def existing_ids(self, image_ids: Iterable[ObjectId]) -> set[ObjectId]:
-        """Which of ``image_ids`` name a file of this bucket (original or not)."""
+        """Which of ``image_ids`` name an image of this bucket (a record, by its id alone)."""
         ids = list(dict.fromkeys(image_ids))
         if not ids:
             return set()
-        return {doc["_id"] for doc in self.shelf.files.find({"_id": {"$in": ids}}, {"_id": 1})}
+        return {doc["_id"] for doc in self.shelf.images.find({"_id": {"$in": ids}}, {"_id": 1})}
 
     def page(self, window: Window, *, owner: str | None = None, search: str = "",
              folder: str | None = None, tags: Sequence[str] = (),

@@ -77,6 +77,7 @@ def test_a_claimed_temp_image_merged_into_a_file_being_deleted_is_stored_again(a
     stored = record(db, Buckets.PRODUCTS, image_id)
     assert stored["metadata"]["sha256"] == doc["metadata"]["sha256"]
     assert db[f"{Buckets.TEMP}.files"].count_documents({}) == 0
+    assert images(db, Buckets.TEMP).count_documents({}) == 0
 
 
 def test_a_delete_that_sees_the_new_reference_keeps_the_file(app, db, monkeypatch):
