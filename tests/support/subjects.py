@@ -38,6 +38,7 @@ DATABASE_SUBJECTS = frozenset({
     # queries: paging and the indexes the queries use
     "tests/api/test_paging.py",
     "tests/media/store/library/test_reading.py",
+    "tests/media/store/test_indexes.py",
     "tests/api/test_index_creation.py",
     "tests/api/test_index_usage.py",
     # leases, locks, TTL and the dialect's rules

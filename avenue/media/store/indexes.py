@@ -115,6 +115,12 @@ def trash_indexes() -> list[IndexModel]:
     ]
 
 
+def records_only_indexes() -> set[str]:
+    """The names of the indexes only image records have (none a files collection keeps)."""
+    kept = {model.document["name"] for model in gridfs_indexes()}
+    return {model.document["name"] for model in image_indexes() + library_indexes() + trash_indexes()} - kept
+
+
 # Replaced by the indexes above (they end in the list order): dropped when found.
 OBSOLETE_FILES_INDEXES = ("role_uploaded", "owner_uploaded", "name_prefixes")
 
@@ -141,9 +147,11 @@ def ensure_indexes(db: Database[Document]) -> None:
         wanted.setdefault(images_name(bucket), []).extend(image_indexes() + own)
         for name, models in wanted.items():
             present = set(create_missing(db[name], models))
-            for obsolete in OBSOLETE_FILES_INDEXES:
-                if obsolete in present:
-                    db[name].drop_index(obsolete)
+            # A store migrated from layout 1 kept the records' indexes on its files: no use
+            # there now, and each one costs every write of a file an entry.
+            moved = records_only_indexes() if name == f"{bucket}.files" else set()
+            for obsolete in present & (set(OBSOLETE_FILES_INDEXES) | moved):
+                db[name].drop_index(obsolete)
     # Renditions on request: their own files indexes (no dedupe key, no lists).
     create_missing(db[f"{RENDITIONS}.chunks"], chunks_indexes())
     create_missing(db[f"{RENDITIONS}.files"], renditions.indexes())
