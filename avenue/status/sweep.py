@@ -69,7 +69,7 @@ from avenue import background
 from avenue.clock import as_utc, isoformat, now
 from avenue.config import DEFAULTS
 from avenue.db import AUDIT_LIST, LEGACY_PATHS, PRODUCT_LIST, Document
-from avenue.dialect import dialect_of
+from avenue.dialect import dialect_of, threads_safe
 from avenue.embedded.fences import build_fences
 from avenue.ids import parse_object_id
 from avenue.leases import Lease
@@ -528,7 +528,9 @@ def due(doc: dict[str, Any] | None, settings: Settings, moment: dt.datetime | No
 
 
 def run_in_background(db: Database[Document], settings: Settings, refs: Referrers) -> threading.Thread:
-    """:func:`run` in a daemon thread (a request never sweeps itself), handed ``refs``."""
+    """:func:`run` in a daemon thread (a request never sweeps itself), handed ``refs``. Where
+    threads cannot share the database (``Dialect.threads_safe``: mongomock), joined before
+    this returns: run beside the request, it raced the request's own writes into a 500."""
     def target() -> None:
         try:
             run(db, settings, refs=refs)
@@ -538,6 +540,8 @@ def run_in_background(db: Database[Document], settings: Settings, refs: Referrer
     thread = background.spawn("status-sweep", target)
     _threads.append(thread)
     del _threads[:-8]
+    if not threads_safe(db):
+        thread.join()
     return thread
 
 

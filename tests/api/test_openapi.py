@@ -315,19 +315,6 @@ def test_schemathesis_finds_no_server_error_and_no_answer_the_document_does_not_
     from schemathesis import GenerationMode, checks
     from schemathesis.core.failures import FailureGroup
 
-    from avenue.status import sweep
-
-    # mongomock is not thread-safe: the sweep a ?refresh=1 starts in the background runs to
-    # its end before the request reads on (run alongside it, a request at 100 examples failed
-    # with a 500 from mongomock).
-    in_background = sweep.run_in_background
-
-    def to_its_end(db, settings, refs):
-        thread = in_background(db, settings, refs)
-        thread.join(30)
-        return thread
-
-    monkeypatch.setattr(sweep, "run_in_background", to_its_end)
     # The zip imports take the archive itself as the body: schemathesis sends what it makes of
     # the binary schema as bytes (it has no serializer of its own for application/zip).
     from schemathesis.transport.serialization import serialize_binary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 import tracemalloc
 
@@ -637,3 +638,24 @@ def test_a_reference_to_an_image_replaced_in_place_is_not_a_missing_file(db, ref
     records.images(db, Buckets.PRODUCTS).delete_one({"_id": good["_id"]})  # the image itself gone
     assert [item["reference"] for item in sweep.run(db, FAST, refs=referrers)["missing_files"]["items"]] == [
         str(good["_id"])]
+
+
+def test_a_background_sweep_runs_beside_the_request_only_where_threads_can_share_the_database(
+        db, monkeypatch, referrers):
+    """mongomock is not thread-safe: a sweep run beside a request's own writes raced them into
+    a 500 (a product's delete, mid-update of the counters); there it ends before the request
+    goes on. Elsewhere the request does not wait for it."""
+    from avenue.dialect import threads_safe
+
+    go_on = threading.Event()
+
+    def held_sweep(db, settings, refs):
+        go_on.wait(0.5)
+
+    monkeypatch.setattr(sweep, "run", held_sweep)
+    thread = sweep.run_in_background(db, FAST, referrers)
+    try:
+        assert thread.is_alive() is threads_safe(db)
+    finally:
+        go_on.set()
+        thread.join(5)
