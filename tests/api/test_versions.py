@@ -17,6 +17,7 @@ from avenue.clock import now
 from avenue.media import AppMedia, Buckets
 from avenue.media.maintenance import Figures
 from tests.helpers import error_body, form, library_upload
+from tests.support.gridfs_spec import invalid_files
 from tests.support.records import IMAGE, images, record
 from tests.support.versions import MEDIA, OTHER, PHOTO, changed, replace, restore, sha_of, versions
 
@@ -245,17 +246,69 @@ def test_uploading_a_versions_bytes_again_stores_a_new_image_and_the_version_sta
     assert upload["id"] != media["id"] and upload["id"] not in trashed and len(trashed) == 1
     assert upload["sha256"] == media["sha256"] and sha_of(client, upload["url"]) == media["sha256"]
     assert [v["id"] for v in versions(client, editor, media["id"])] == [second["version"], original]
-    # Dedupe keeps one copy per bucket: while the new image holds the bytes, a restore says so.
-    busy = restore(client, editor, media["id"], original)
-    assert busy.status_code == 409 and error_body(busy)["code"] == "duplicate_image"
-    assert error_body(busy)["image_id"] == upload["id"]
-    assert client.delete(f"{MEDIA}/{upload['id']}", headers=editor).status_code == 204
-    done = restore(client, editor, media["id"], original)
+
+
+def _bytes_files(db, sha256: str) -> list[dict]:
+    """The files of the library bucket holding the bytes ``sha256`` (an image's, shared or not)."""
+    files = db[f"{Buckets.BUILDER}.files"]
+    return list(files.find({"metadata.variant": "original", "metadata.sha256": sha256}))
+
+
+def test_a_version_whose_bytes_another_image_holds_restores_and_shares_that_file(client, db, editor):
+    """Upload X, replace it, upload X's first bytes as Y, restore X's first version: X shows its
+    first picture under its own id, Y is unchanged, and one file holds those bytes for both
+    (storage.hold). The file stays while either points at it, and goes with the last."""
+    x = library_upload(client, editor)
+    original = versions(client, editor, x["id"])[0]["id"]
+    replace(client, editor, x["id"])
+    y = client.post(MEDIA, data=form(PHOTO), headers=editor).get_json()
+    assert y["id"] != x["id"] and y["sha256"] == x["sha256"]
+    done = restore(client, editor, x["id"], original)
     assert done.status_code == 200, done.get_json()
     back = done.get_json()
-    assert back["id"] == media["id"] and back["version"] == original
-    assert back["sha256"] == media["sha256"] and sha_of(client, back["url"]) == media["sha256"]
-    assert AppMedia.on(db).maintenance.fsck().findings == []
+    assert back["id"] == x["id"] and back["version"] == original and back["sha256"] == x["sha256"]
+    assert sha_of(client, back["url"]) == x["sha256"]
+    assert client.get(f"{MEDIA}/{y['id']}", headers=editor).get_json()["url"] == y["url"]
+    assert sha_of(client, y["url"]) == x["sha256"]
+    (shared,) = _bytes_files(db, x["sha256"])
+    assert shared["_id"] == ObjectId(y["id"]) and sorted(map(str, shared["metadata"]["holders"])) == \
+        sorted([x["id"], y["id"]])
+    assert record(db, Buckets.BUILDER, ObjectId(x["id"]))["metadata"]["content"]["id"] == shared["_id"]
+    counted = AppMedia.on(db).maintenance.fsck()
+    assert counted.findings == [] and invalid_files(db) == []
+    # Uploads of those bytes still find Y (dedupe as documented), not X.
+    assert client.post(MEDIA, data=form(PHOTO), headers=editor).get_json()["id"] == y["id"]
+    # Y deleted (to the trash): the file stays for X, X's alone now.
+    assert client.delete(f"{MEDIA}/{y['id']}", headers=editor).status_code == 204
+    (kept,) = _bytes_files(db, x["sha256"])
+    assert kept["metadata"]["original_id"] == ObjectId(x["id"]) and "holders" not in kept["metadata"]
+    assert sha_of(client, back["url"]) == x["sha256"]
+    # Y back from the trash: it holds the file again beside X, no second copy.
+    assert client.post(f"/api/trash/{y['id']}/restore", headers=editor).status_code == 200
+    assert len(_bytes_files(db, x["sha256"])) == 1 and sha_of(client, y["url"]) == x["sha256"]
+    # X replaced: it lets go, Y keeps it.
+    replace(client, editor, x["id"])
+    (left,) = _bytes_files(db, x["sha256"])
+    assert left["metadata"]["original_id"] == ObjectId(y["id"]) and sha_of(client, y["url"]) == x["sha256"]
+    assert AppMedia.on(db).maintenance.fsck().findings == [] and invalid_files(db) == []
+    assert client.delete(f"{MEDIA}/{y['id']}", headers=editor).status_code == 204
+    assert _bytes_files(db, x["sha256"]) == []  # the last holder gone: the file went (to the trash)
+
+
+def test_a_restore_of_bytes_another_image_holds_counts_the_shared_file_once(client, db, editor):
+    """Counters, status and fsck count a shared file once: the bucket's files and bytes are what
+    a recount finds (the reconciliation corrects nothing)."""
+    x = library_upload(client, editor)
+    original = versions(client, editor, x["id"])[0]["id"]
+    replace(client, editor, x["id"])
+    client.post(MEDIA, data=form(PHOTO), headers=editor)
+    assert restore(client, editor, x["id"], original).status_code == 200
+    still = {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}
+    recounted = Figures(db).recount_media()
+    assert recounted[Buckets.BUILDER]["drift"] == still and recounted[TRASH]["drift"] == still
+    assert client.delete(f"{MEDIA}/{x['id']}", headers=editor).status_code == 204
+    recounted = Figures(db).recount_media()
+    assert recounted[Buckets.BUILDER]["drift"] == still and recounted[TRASH]["drift"] == still
 
 
 def test_a_trash_restore_that_reuses_an_image_leaves_a_versions_copy_to_its_image(client, db, editor):

@@ -226,9 +226,9 @@ def write_variant(db: Database[Document], bucket: str, original_id: ObjectId, re
                               file_id=new.file_id), info
 
 
-def _delete_ids(db: Database[Document], bucket: str, ids: list[Any]) -> None:
+def _delete_ids(db: Database[Document], bucket: str, ids: list[Any], holder: Any = None) -> None:
     if ids:
-        storage.delete_counted(db, bucket, ids)
+        storage.delete_counted(db, bucket, ids, holder=holder)
 
 
 def _from_trash(db: Database[Document], bucket: str, ready: Ready) -> dict[str, Any]:
@@ -326,7 +326,7 @@ def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | Obje
     # Written and listed by a pending render since ``doc`` was read (the module doc): gone too.
     late = [v["_id"] for v in files.find({"metadata.original_id": doc["_id"]}, {"_id": 1})]
     if late:
-        storage.delete_file(db, bucket, late[0], with_ids=late)
+        storage.delete_file(db, bucket, late[0], with_ids=late, holder=doc["_id"])
     renditions.remove_for(db, bucket, doc["_id"], purges=purges)  # whoever deleted it, a retry finishes it
     if deleted:  # the CDN's copies (queued only with a hook configured)
         effects.apply(db, Changes(purged=[(bucket, doc)]), purges)
@@ -360,7 +360,7 @@ def transfer(db: Database[Document], source: str, target: str, doc: dict[str, An
             for vid in dict.fromkeys([*variant_ids(doc), *own]):
                 variant = db[f"{source}.files"].find_one({"_id": vid})
                 if variant is not None:
-                    storage.copy_file(db, source, target, variant)
+                    storage.copy_for(db, source, target, variant, doc["_id"])
                     copied.append(vid)
             metadata = {k: v for k, v in doc["metadata"].items() if k not in unset}
             metadata.update(key=key, kind=kind)
@@ -370,7 +370,7 @@ def transfer(db: Database[Document], source: str, target: str, doc: dict[str, An
             if pending.pending_of(existing):  # copied before its variants were: rendered there
                 pending.complete_later(db, target, [doc["_id"]], media or Media())
         except DuplicateKeyError:
-            _delete_ids(db, target, copied)
+            _delete_ids(db, target, copied, holder=doc["_id"])
             existing = images(db, target).find_one({"metadata.key": key})
             if existing is None:
                 raise

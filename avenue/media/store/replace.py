@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from dataclasses import replace as dataclass_replace
 from hashlib import sha256
 from typing import Any, BinaryIO
 
@@ -312,6 +313,9 @@ class _Plan:
     original: bytes | None = None  # its bytes
     checked: bool = False  # the version it was rendered from is checked again under the lease
     restored_from: str | None = None  # a restore: the earlier version it brings back
+    # A restore whose bytes another image of the bucket holds: that image's bytes file, as the
+    # record's ``metadata.content`` will name it (shared by reference: storage.hold).
+    shared: dict[str, Any] | None = None
 
 
 def _head(db: Database[Document], bucket: str, image_id: ObjectId) -> dict[str, Any] | None:
@@ -392,11 +396,18 @@ def restore(db: Database[Document], bucket: str, doc: dict[str, Any], item: dict
     ingested = _ingest(raw, _stored_limits(len(raw), limits, media), focal, crops)
     source_sha256 = str(item.get("source_sha256") or "")
     scope = (doc["metadata"].get("key") or "").rpartition(":")[0]
-    return _apply(db, bucket, doc, _Plan(
+    plan = _Plan(
         ingested, version_of(source_sha256, ingested.focal, edits, crops), dedupe_key(source_sha256, scope),
         source_sha256, edits=edits, crops=crops, new_bytes=True, filename=item.get("filename"),
         source=None if edits is None else source, original=None if edits is None else data, checked=True,
-        restored_from=item["v"]), refs=refs, delete_lease=delete_lease, media=media)
+        restored_from=item["v"])
+    try:
+        return _apply(db, bucket, doc, plan, refs=refs, delete_lease=delete_lease, media=media)
+    except DuplicateImage:  # those bytes uploaded as another image this very moment: shared then
+        again = _head(db, bucket, doc["_id"])
+        if again is None:
+            return None
+        return _apply(db, bucket, again, plan, refs=refs, delete_lease=delete_lease, media=media)
 
 
 # --- the version switch every change shares: steps 2 to 8 of the module's order ---
@@ -424,17 +435,25 @@ def _apply(db: Database[Document], bucket: str, doc: dict[str, Any], plan: _Plan
     records, image_id = images(db, bucket), doc["_id"]
     if plan.version == _current_version(doc["metadata"]):
         return Replaced(doc, False)  # the same bytes, cut the same way: nothing to do
-    other = records.find_one({"metadata.key": plan.key}, {"_id": 1})
+    other = records.find_one({"metadata.key": plan.key}, _OTHER)
     if other is not None and other["_id"] != image_id:
-        raise DuplicateImage(other["_id"])
+        if plan.restored_from is None:
+            raise DuplicateImage(other["_id"])
+        plan = _sharing(plan, image_id, other)
     lease = _take_lease(db, bucket, doc, delete_lease)
     new_ids: list[Any] = []
     trashed_id: ObjectId | None = None
+    held: Any = None
     try:
         seen_version = _current_version(doc["metadata"])
         doc = records.find_one({"_id": image_id}) or doc  # as it is under the lease
         if plan.checked and _current_version(doc["metadata"]) != seen_version:
             raise ImageBusy()  # edited since this call read it: what it rendered is out of date
+        if plan.shared is not None:
+            if storage.hold(db, bucket, plan.shared["id"], image_id):
+                held = plan.shared["id"]
+            else:  # its holder let go of it meanwhile: the restore writes the bytes itself
+                plan = dataclass_replace(plan, shared=None)
         old_bytes = bytes_doc(db, bucket, doc)
         _remove_strays(db, bucket, doc, plan.version)
         staged = _stage(doc, plan)
@@ -451,10 +470,31 @@ def _apply(db: Database[Document], bucket: str, doc: dict[str, Any], plan: _Plan
             storage.delete_counted(db, bucket, new_ids)
         if trashed_id is not None:
             trash.purge(db, {"_id": trashed_id, "metadata": {}})
+        if held is not None:
+            storage.delete_counted(db, bucket, [held], holder=image_id)
         _release(db, bucket, image_id, lease)
         raise
     _after_switch(db, bucket, doc, old_bytes, plan, staged, media)
     return Replaced(records.find_one({"_id": image_id}) or doc, True)
+
+
+# What a record holding a plan's dedupe key is read with: its bytes, to share them.
+_OTHER = {"_id": 1, "length": 1, "chunkSize": 1, "metadata.content": 1, "metadata.sha256": 1}
+
+
+def _sharing(plan: _Plan, image_id: Any, other: dict[str, Any]) -> _Plan:
+    """A restore of bytes the image ``other`` holds (the same upload): it restores all the
+    same. The record takes a dedupe key of its own (``<key>~<id>``: uploads of those bytes
+    still find ``other``), and when the version is those very bytes, unedited, it points at
+    ``other``'s bytes file rather than writing them again (one file for one picture)."""
+    plan = dataclass_replace(plan, key=f"{plan.key}~{image_id}")
+    prepared = plan.ingested.prepared
+    if plan.edits is not None or (other.get("metadata") or {}).get("sha256") != prepared.sha256:
+        return plan  # another picture from the same upload (edited): bytes of its own
+    content = (other.get("metadata") or {}).get("content") or {}
+    shared = {"id": content.get("id", other["_id"]), "length": content.get("length", other["length"]),
+              "chunk_size": content.get("chunk_size", other["chunkSize"]), "sha256": prepared.sha256}
+    return dataclass_replace(plan, shared=shared)
 
 
 def _remove_strays(db: Database[Document], bucket: str, doc: dict[str, Any], version: str) -> None:
@@ -463,7 +503,7 @@ def _remove_strays(db: Database[Document], bucket: str, doc: dict[str, Any], ver
     for stray in db[f"{bucket}.files"].find({"metadata.original_id": doc["_id"]}, {"metadata.key": 1}):
         if str((stray.get("metadata") or {}).get("key", "")).startswith(f"{doc['_id']}~{version}/") \
                 and stray["_id"] not in listed:
-            storage.delete_counted(db, bucket, [stray["_id"]])
+            storage.delete_counted(db, bucket, [stray["_id"]], holder=doc["_id"])
 
 
 def _stage(doc: dict[str, Any], plan: _Plan) -> _Staged:
@@ -482,7 +522,9 @@ def _stage(doc: dict[str, Any], plan: _Plan) -> _Staged:
     keep_source: dict[str, Any] | None = None
     new_source: storage.NewFile | None = None
     source = plan.source
-    if edit_change and source is not None:
+    if plan.shared is not None:  # a restore of bytes another image holds: its file
+        content = dict(plan.shared)
+    elif edit_change and source is not None:
         if plan.edits is None:  # undone: the original's file holds the bytes again
             content_id = source["_id"]
             content = {"id": source["_id"], "length": source["length"], "chunk_size": source["chunkSize"],
@@ -576,7 +618,7 @@ def _after_switch(db: Database[Document], bucket: str, doc: dict[str, Any], old_
     effects.apply(db, Changes(tombstones=[Tombstone(bucket, evicted, storage.DELETE_WINDOW)]))
     after = Changes()
     if old_ids:
-        after += storage.remove_files(db, bucket, old_ids)[1]
+        after += storage.remove_files(db, bucket, old_ids, holder=image_id)[1]
     after.purged.append((bucket, doc))
     effects.apply(db, after, media.purges)
     renditions.remove_for(db, bucket, image_id, keep_version=plan.version, purges=media.purges)

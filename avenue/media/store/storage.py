@@ -34,6 +34,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bson import Binary, ObjectId
+from pymongo import ReturnDocument
+from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
@@ -242,7 +244,7 @@ def read_all(db: Database[Document], bucket: str, doc: dict[str, Any]) -> bytes:
 
 
 def delete_file(db: Database[Document], bucket: str, file_id: Any, *,
-                with_ids: list[Any] | None = None) -> bool:
+                with_ids: list[Any] | None = None, holder: Any = None) -> bool:
     """Delete one file (and ``with_ids``, its variants): files documents first, then chunks;
     tell every worker's cache.
 
@@ -254,9 +256,9 @@ def delete_file(db: Database[Document], bucket: str, file_id: Any, *,
     """
     others = [other for other in dict.fromkeys(with_ids or []) if other != file_id]
     effects.apply(db, Changes(tombstones=[Tombstone(bucket, [file_id, *others], DELETE_WINDOW)]))
-    deleted = delete_counted(db, bucket, [file_id])
+    deleted = delete_counted(db, bucket, [file_id], holder=holder)
     if others:
-        delete_counted(db, bucket, others)
+        delete_counted(db, bucket, others, holder=holder)
     effects.apply(db, Changes(evicted=[(bucket, [file_id, *others])]))
     return deleted == 1
 
@@ -271,7 +273,7 @@ def delete_image(db: Database[Document], bucket: str, image_id: Any, *, with_ids
     found = list(records.find({"_id": image_id}, labels))
     deleted = records.delete_one({"_id": image_id}).deleted_count
     effects.apply(db, Changes(removed=[FileSet(bucket, found, 0, deleted)]))
-    delete_counted(db, bucket, others)
+    delete_counted(db, bucket, others, holder=image_id)
     effects.apply(db, Changes(evicted=[(bucket, others)]))
     return deleted == 1
 
@@ -302,33 +304,155 @@ def insert_record(db: Database[Document], bucket: str, record: dict[str, Any]) -
     effects.apply(db, Changes(written=[FileSet(bucket, [record], 0)]))
 
 
-def delete_counted(db: Database[Document], bucket: str, ids: list[Any]) -> int:
-    """Delete the files ``ids`` (see :func:`remove_files`) and take what was removed off the
-    bucket's counters; returns how many files documents this call removed."""
-    removed, changes = remove_files(db, bucket, ids)
+def delete_counted(db: Database[Document], bucket: str, ids: list[Any], *, holder: Any = None) -> int:
+    """Delete the files ``ids`` (see :func:`remove_files`, ``holder`` too) and take what was
+    removed off the bucket's counters; returns how many files documents this call removed."""
+    removed, changes = remove_files(db, bucket, ids, holder=holder)
     effects.apply(db, changes)
     return removed
 
 
-def remove_files(db: Database[Document], bucket: str, ids: list[Any]) -> tuple[int, Changes]:
+# --- bytes shared by reference -------------------------------------------------------------
+# A file several image records point at (a version restored to bytes another image holds:
+# store/replace.py) lists them in ``metadata.holders``, its ``original_id`` one of them; a file
+# without the field is its ``original_id``'s alone (every file but those). Each record lets go
+# by :func:`remove_files`'s ``holder``; the last one's removes the file. A list, not a count:
+# letting go twice (a retried delete) or a hold never switched to (a crash) cannot free a file
+# another record still points at; gc drops a holder that does not list the file.
+HOLDERS = "metadata.holders"
+HELD_AT = "metadata.held_at"  # a hold's time: gc leaves the file alone for its grace after it
+_HOLDING = {"length": 1, "metadata.holders": 1, "metadata.original_id": 1}
+
+
+def holders(doc: dict[str, Any]) -> list[Any]:
+    """The image records that point at the file ``doc``: its ``metadata.holders``, else its original."""
+    meta = doc.get("metadata") or {}
+    listed = meta.get("holders")
+    if listed is not None:
+        return list(listed)
+    return [] if meta.get("original_id") is None else [meta["original_id"]]
+
+
+def hold(db: Database[Document], bucket: str, file_id: Any, holder: Any) -> bool:
+    """Make the image record ``holder`` one more holder of the file ``file_id``, before that
+    record points at it; False when the file is gone or its last holder is letting go of it
+    (write a file of one's own then). Compare-and-set: never lost to a concurrent let-go."""
+    files = db[f"{bucket}.files"]
+    doc = files.find_one({"_id": file_id}, _HOLDING)
+    if doc is None:
+        return False
+    meta = doc.get("metadata") or {}
+    moment = now()
+    if meta.get("holders") is None:
+        owner = meta.get("original_id")
+        if owner == holder:
+            return True
+        if files.update_one({"_id": file_id, HOLDERS: {"$exists": False}, "metadata.original_id": owner},
+                            {"$set": {HOLDERS: [owner, holder], HELD_AT: moment}}).matched_count:
+            return True
+    return files.update_one({"_id": file_id, HOLDERS: {"$exists": True, "$ne": []}},
+                            {"$addToSet": {HOLDERS: holder}, "$set": {HELD_AT: moment}}).matched_count == 1
+
+
+def _let_go(files: Collection[Document], doc: dict[str, Any], holder: Any) -> bool:
+    """``holder`` lets go of the shared file ``doc``: True when it was the last (the files
+    document is then deleted here), else False, its ``original_id`` moved to a holder left
+    (gc and fsck find a file's image by it) and the list dropped when one is left."""
+    file_id = doc["_id"]
+    after: dict[str, Any] | None = doc
+    if holder is not None:
+        after = files.find_one_and_update({"_id": file_id, HOLDERS: holder}, {"$pull": {HOLDERS: holder}},
+                                          _HOLDING, return_document=ReturnDocument.AFTER) \
+            or files.find_one({"_id": file_id}, _HOLDING)
+    if after is None:
+        return False  # removed meanwhile by its last holder
+    meta = after.get("metadata") or {}
+    left = meta.get("holders")
+    if left is None:
+        return False  # one holder left, which another let-go made its original
+    if not left:
+        return files.delete_one({"_id": file_id, HOLDERS: {"$size": 0}}).deleted_count == 1
+    if len(left) == 1:
+        files.update_one({"_id": file_id, HOLDERS: left},
+                         {"$set": {"metadata.original_id": left[0]}, "$unset": {HOLDERS: "", HELD_AT: ""}})
+    elif meta.get("original_id") not in left:
+        files.update_one({"_id": file_id, "metadata.original_id": meta.get("original_id")},
+                         {"$set": {"metadata.original_id": left[0]}})
+    return False
+
+
+def remove_files(db: Database[Document], bucket: str, ids: list[Any], *,
+                 holder: Any = None) -> tuple[int, Changes]:
     """Delete the files ``ids`` (files documents, then chunks): how many files documents this
-    call removed, and what it removed.
+    call removed, and what it removed. A file other image records hold too (``HOLDERS``) is
+    only let go of by ``holder`` (the image record whose files these are; None: by no one),
+    and removed when no holder is left.
 
     The documents are read first (their length), so the effects can
     subtract exactly what went; when a concurrent delete removed some of them, the record
     says so (``FileSet.removed``) and the counts become drift the reconciliation corrects.
+    The delete of a file no one shares is conditional on that (one command as before): a
+    hold that came between is seen, and that file let go of instead.
     """
     files = db[f"{bucket}.files"]
     # Only GridFS files live here (an image's record is in <bucket>.images, removed by
     # delete_image): each counts as a file with its length.
-    found = list(files.find({"_id": {"$in": ids}}, {"length": 1}))
-    if len(ids) == 1:
-        removed = files.delete_one({"_id": ids[0]}).deleted_count
-        chunks = db[f"{bucket}.chunks"].delete_many({"files_id": ids[0]}).deleted_count
-    else:
-        removed = files.delete_many({"_id": {"$in": ids}}).deleted_count
-        chunks = db[f"{bucket}.chunks"].delete_many({"files_id": {"$in": ids}}).deleted_count
-    return removed, Changes(removed=[FileSet(bucket, found, chunks, removed)])
+    found = list(files.find({"_id": {"$in": ids}}, _HOLDING))
+    shared = [doc for doc in found if (doc.get("metadata") or {}).get("holders") is not None]
+    plain = [doc["_id"] for doc in found if (doc.get("metadata") or {}).get("holders") is None]
+    alone = {HOLDERS: {"$exists": False}}
+    gone: list[Any] = []
+    removed = 0
+    if plain:
+        if len(plain) == 1:
+            removed = files.delete_one({"_id": plain[0], **alone}).deleted_count
+        else:
+            removed = files.delete_many({"_id": {"$in": plain}, **alone}).deleted_count
+        if removed == len(plain):
+            gone = plain
+        else:  # held meanwhile (or removed by another delete): what is left is let go of
+            left = list(files.find({"_id": {"$in": plain}}, _HOLDING))
+            stayed = {doc["_id"] for doc in left}
+            gone = [file_id for file_id in plain if file_id not in stayed]
+            shared += [doc for doc in left if (doc.get("metadata") or {}).get("holders") is not None]
+    freed = [doc["_id"] for doc in shared if _let_go(files, doc, holder)]
+    gone += freed
+    removed += len(freed)
+    # The chunks of what went, and of any id with no files document (a delete cut off
+    # between the two, retried), never of a file a holder kept.
+    kept = {doc["_id"] for doc in found} - set(gone)
+    doomed = [file_id for file_id in dict.fromkeys(ids) if file_id not in kept]
+    chunks = 0
+    if len(doomed) == 1:
+        chunks = db[f"{bucket}.chunks"].delete_many({"files_id": doomed[0]}).deleted_count
+    elif doomed:
+        chunks = db[f"{bucket}.chunks"].delete_many({"files_id": {"$in": doomed}}).deleted_count
+    went = set(gone)
+    return removed, Changes(removed=[FileSet(bucket, [d for d in found if d["_id"] in went], chunks,
+                                               removed)])
+
+
+def copy_for(db: Database[Document], source: str, target: str, doc: dict[str, Any], holder: Any) -> None:
+    """Copy the file ``doc`` of ``source`` into ``target`` for the image record ``holder`` (a
+    move to the trash, back, or to another bucket), same id: as its alone there (a shared
+    file's copy names ``holder`` its original, and no one else); when ``target`` has it already
+    (a retried move, or the same bytes of another record there), ``holder`` holds that one."""
+    files = db[f"{target}.files"]
+    for _attempt in range(3):  # a copy beaten by another, then a hold beaten by its let-go: again
+        there = files.find_one({"_id": doc["_id"]}, {"_id": 1}) is not None
+        if there and hold(db, target, doc["_id"], holder):
+            return
+        meta = doc.get("metadata") or {}
+        if meta.get("holders") is not None:
+            alone = {k: v for k, v in meta.items() if k not in ("holders", "held_at")}
+            doc = {**doc, "metadata": {**alone, "original_id": holder}}
+        try:
+            copy_file(db, source, target, doc)
+            return
+        except DuplicateKeyError:
+            if files.find_one({"_id": doc["_id"]}, {"_id": 1}) is None:
+                raise  # another unique key (its key): not this file copied meanwhile
+    raise OSError(f"{target}: {doc['_id']} could neither be copied nor held")
 
 
 def copy_file(db: Database[Document], source: str, target: str, doc: dict[str, Any], *,

@@ -93,16 +93,12 @@ def _variants_of(db: Database[Document], bucket: str, doc: dict[str, Any]) -> li
     return list(files.find({"_id": {"$in": ids}})) if ids else []
 
 
-def _copy_once(db: Database[Document], source: str, target: str, doc: dict[str, Any]) -> None:
-    """Copy one file, unless a file with its id is already there (a move or restore retried
-    after a crash: the copies it made stay, the rest are made). Moves and restores of one
-    image never run at once (delete lease, restore lease), so nothing else copies it now."""
-    if db[f"{target}.files"].find_one({"_id": doc["_id"]}, {"_id": 1}) is None:
-        try:
-            storage.copy_file(db, source, target, doc)
-        except DuplicateKeyError:
-            if db[f"{target}.files"].find_one({"_id": doc["_id"]}, {"_id": 1}) is None:
-                raise
+def _copy_once(db: Database[Document], source: str, target: str, doc: dict[str, Any], holder: Any) -> None:
+    """Copy one file of the image record ``holder``, unless a file with its id is already there
+    (a move or restore retried after a crash: the copies it made stay, the rest are made; or
+    bytes another record there shares: ``holder`` holds them too, storage.copy_for). Moves and
+    restores of one image never run at once (delete lease, restore lease)."""
+    storage.copy_for(db, source, target, doc, holder)
 
 
 def _record_once(db: Database[Document], target: str, record: dict[str, Any]) -> None:
@@ -126,7 +122,7 @@ def keep(db: Database[Document], bucket: str, doc: dict[str, Any], *, refs: dict
     if keep_days <= 0:
         return False
     for file in _variants_of(db, bucket, doc):
-        _copy_once(db, bucket, TRASH, file)
+        _copy_once(db, bucket, TRASH, file, doc["_id"])
     metadata = _trashed(doc["metadata"], doc["_id"], bucket, refs or {}, keep_days, drop=("deleting_at",))
     _record_once(db, TRASH, {**doc, "metadata": metadata})
     return True
@@ -260,7 +256,7 @@ def restore(db: Database[Document], trashed_id: Any) -> Restored | None:
         existing = records.find_one({"metadata.key": key}) if key else None
         if existing is None:
             for variant in variants:  # its files first, its record last
-                _copy_once(db, TRASH, bucket, variant)
+                _copy_once(db, TRASH, bucket, variant, doc["_id"])
             metadata = {k: v for k, v in doc["metadata"].items() if k != "trash"}
             metadata["key"] = key
             try:
@@ -270,7 +266,7 @@ def restore(db: Database[Document], trashed_id: Any) -> Restored | None:
                 if existing is None:
                     raise
                 # That image is the one answered: the files copied back for this one go again.
-                storage.delete_counted(db, bucket, [v["_id"] for v in variants])
+                storage.delete_counted(db, bucket, [v["_id"] for v in variants], holder=doc["_id"])
         live = existing if existing is not None else records.find_one({"_id": doc["_id"]})
         if live is None:
             raise OSError(f"{bucket} lost {doc['_id']} while it was being restored")

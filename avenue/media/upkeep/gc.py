@@ -68,7 +68,7 @@ from avenue.media.store.scan import (
     walk_files,
     walk_images,
 )
-from avenue.media.store.storage import delete_file
+from avenue.media.store.storage import delete_file, holders
 from avenue.media.store.trash import expired as trash_expired
 
 DEFAULT_GRACE_SECONDS = 3600
@@ -161,7 +161,9 @@ class _Collector:
         return self.report
 
     def _old(self, doc: dict[str, Any]) -> bool:
-        if as_utc(doc["uploadDate"]) < self.cutoff:
+        # A file held lately (storage.hold: a restore about to point at it) is as new as its hold.
+        held = (doc.get("metadata") or {}).get("held_at")
+        if as_utc(doc["uploadDate"]) < self.cutoff and (held is None or as_utc(held) < self.cutoff):
             return True
         self.report.kept_in_grace += 1
         return False
@@ -178,7 +180,10 @@ class _Collector:
         if not self.dry_run:
             delete_image(self.db, bucket, doc, purges=self.media.purges)
 
-    def _remove_file(self, kind: str, bucket: str, doc: dict[str, Any], reason: str) -> None:
+    def _remove_file(self, kind: str, bucket: str, doc: dict[str, Any], reason: str,
+                     let_go: tuple[Any, ...] = ()) -> None:
+        """Remove the file ``doc``; ``let_go``: the image records letting go of it (a file other
+        records hold too stays theirs, storage.remove_files)."""
         if (bucket, doc["_id"]) in self.gone:
             return
         self.gone.add((bucket, doc["_id"]))
@@ -186,7 +191,8 @@ class _Collector:
                                     "filename": doc.get("filename"), "bytes": int(doc.get("length") or 0),
                                     "files": 1, "reason": reason})
         if not self.dry_run:
-            delete_file(self.db, bucket, doc["_id"])
+            for holder in let_go or (None,):
+                delete_file(self.db, bucket, doc["_id"], holder=holder)
 
     # --- temp images ----------------------------------------------------------------------
 
@@ -296,27 +302,35 @@ class _Collector:
     def _orphan_variants(self, bucket: str) -> None:
         cursor = walk_files(self.db, bucket, {"metadata.role": "variant"},
                                  projection={"length": 1, "filename": 1, "uploadDate": 1,
-                                             "metadata.original_id": 1})
+                                             "metadata.original_id": 1, "metadata.holders": 1,
+                                             "metadata.held_at": 1})
         for batch in _batches(cursor):
-            originals = {doc["metadata"].get("original_id") for doc in batch}
+            # Its image (``original_id``), or every record holding it (shared bytes: storage.hold).
+            originals = {holder for doc in batch for holder in holders(doc)}
             # What each present image lists (its variants, its bytes): a file it does not list
             # (a replace or a re-render cut off before the record pointed at it) is garbage too,
             # once old.
             found = images_by_id(self.db, bucket, originals, {"metadata.variants": 1, "metadata.content": 1})
             listed = {file_id: {bytes_id(doc), *variant_ids(doc)} for file_id, doc in found.items()}
             for doc in batch:
+                held_by = holders(doc)
+                if any(doc["_id"] in listed.get(holder, ()) for holder in held_by) or not self._old(doc):
+                    continue
                 original = doc["metadata"].get("original_id")
-                if doc["_id"] in listed.get(original, ()) or not self._old(doc):
+                if len(held_by) > 1:  # shared, and listed by none of its holders: all let go of it
+                    self._remove_file("orphan_variant", bucket, doc, "none of the images holding it "
+                                      f"({', '.join(map(str, held_by))}) lists it", let_go=tuple(held_by))
                     continue
                 if original in listed:
                     self._remove_file("orphan_variant", bucket, doc,
                                       f"its original {original} does not list it (an earlier version or "
-                                      "an interrupted write)")
+                                      "an interrupted write)", let_go=(original,))
                     continue
                 if self._image_elsewhere(original, bucket):
                     self.report.kept_in_grace += 1  # a transfer copying this image right now
                     continue
-                self._remove_file("orphan_variant", bucket, doc, f"its original {original} does not exist")
+                self._remove_file("orphan_variant", bucket, doc, f"its original {original} does not exist",
+                                  let_go=(original,))
 
     def _orphan_renditions(self) -> None:
         # No grace: a rendition is rendered only for the image's current version, so one of a
