@@ -357,7 +357,8 @@ def hold(db: Database[Document], bucket: str, file_id: Any, holder: Any) -> bool
 def _let_go(files: Collection[Document], doc: dict[str, Any], holder: Any) -> bool:
     """``holder`` lets go of the shared file ``doc``: True when it was the last (the files
     document is then deleted here), else False, its ``original_id`` moved to a holder left
-    (gc and fsck find a file's image by it) and the list dropped when one is left."""
+    (gc and fsck find a file's image by it) and the list dropped when one is left (its
+    ``held_at`` kept: that one may be a hold whose record is not switched to it yet)."""
     file_id = doc["_id"]
     after: dict[str, Any] | None = doc
     if holder is not None:
@@ -374,7 +375,7 @@ def _let_go(files: Collection[Document], doc: dict[str, Any], holder: Any) -> bo
         return files.delete_one({"_id": file_id, HOLDERS: {"$size": 0}}).deleted_count == 1
     if len(left) == 1:
         files.update_one({"_id": file_id, HOLDERS: left},
-                         {"$set": {"metadata.original_id": left[0]}, "$unset": {HOLDERS: "", HELD_AT: ""}})
+                         {"$set": {"metadata.original_id": left[0]}, "$unset": {HOLDERS: ""}})
     elif meta.get("original_id") not in left:
         files.update_one({"_id": file_id, "metadata.original_id": meta.get("original_id")},
                          {"$set": {"metadata.original_id": left[0]}})

@@ -1,11 +1,13 @@
 """GridFS chunks (avenue/media/store/storage.py): on the embedded SecantusDB they go in inserts
 of a few (about 1 MB each), as whole-file inserts deadlocked it (docs/production.md "The
 embedded database"), elsewhere an upload's chunks stay one insert command; the media route
-reads none for a 304 or a hot small image, and streams a large file a batch at a time; and a
-copy that collides with another's chunks removes only its own."""
+reads none for a 304 or a hot small image, and streams a large file a batch at a time; a
+copy that collides with another's chunks removes only its own; and a file several records
+share goes with the last of them, never before (issue 75)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import tracemalloc
@@ -16,14 +18,18 @@ import pytest
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
+from avenue.clock import now
 from avenue.db import get_db
 from avenue.dialect import EMBEDDED, dialect_of
-from avenue.media import Buckets
+from avenue.media import AppMedia, Buckets
 from avenue.media.buckets import TRASH
+from avenue.media.maintenance import Figures
 from avenue.media.store import storage
 from avenue.media.store import storage as storage_module
 from tests.helpers import library_upload, listening, make_app
 from tests.support.commands import Matching
+from tests.support.gridfs_spec import invalid_files
+from tests.support.records import images, record
 from tests.support.serving import put
 
 
@@ -148,3 +154,176 @@ def test_streaming_a_50_mb_file_holds_about_one_batch_of_chunks(app, client, bac
         tracemalloc.stop()
     assert total == doc["length"]
     assert peak < 8 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB while streaming 50 MB"
+
+
+# --- bytes shared by reference (storage.hold, remove_files's holder) ------------------------
+# A file several image records point at goes with the last of them, never before; letting go
+# twice or a hold racing a delete cannot free a file another still points at; gc drops a holder
+# that never pointed at the file, once its hold is past the grace.
+BUCKET = Buckets.BUILDER
+STILL = {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}
+
+
+def _file(db, owner: ObjectId, data: bytes = b"x" * 300_000) -> ObjectId:
+    """A bytes file of ``owner``'s (two chunks), as an upload writes it."""
+    file_id = ObjectId()
+    storage.write_file(db, BUCKET, data, filename="a.jpg", file_id=file_id,
+                       metadata={"role": "variant", "variant": "original", "original_id": owner,
+                                 "key": f"{owner}/{file_id}"})
+    return file_id
+
+
+def _meta(db, file_id) -> dict | None:
+    doc = db[f"{BUCKET}.files"].find_one({"_id": file_id})
+    return None if doc is None else doc["metadata"]
+
+
+def _chunks(db, file_id) -> int:
+    return db[f"{BUCKET}.chunks"].count_documents({"files_id": file_id})
+
+
+def test_a_shared_file_goes_with_its_last_holder_and_not_before(db):
+    a, b, c = ObjectId(), ObjectId(), ObjectId()
+    file_id = _file(db, a)
+    assert storage.hold(db, BUCKET, file_id, b) and storage.hold(db, BUCKET, file_id, c)
+    assert _meta(db, file_id)["holders"] == [a, b, c]
+    assert storage.remove_files(db, BUCKET, [file_id], holder=a)[0] == 0
+    # Its original is a holder still there: gc and fsck find the file's image by it.
+    assert _meta(db, file_id)["original_id"] == b and _meta(db, file_id)["holders"] == [b, c]
+    assert storage.remove_files(db, BUCKET, [file_id], holder=c)[0] == 0
+    alone = _meta(db, file_id)
+    assert alone["original_id"] == b and "holders" not in alone
+    assert _chunks(db, file_id) == 2
+    assert storage.remove_files(db, BUCKET, [file_id], holder=b)[0] == 1
+    assert _meta(db, file_id) is None and _chunks(db, file_id) == 0
+
+
+def test_letting_go_twice_or_by_no_one_frees_nothing_another_holds(db):
+    a, b, c = ObjectId(), ObjectId(), ObjectId()
+    file_id = _file(db, a)
+    storage.hold(db, BUCKET, file_id, b)
+    storage.hold(db, BUCKET, file_id, c)
+    for _ in range(2):  # a retried delete of ``a``
+        assert storage.remove_files(db, BUCKET, [file_id], holder=a)[0] == 0
+    assert storage.remove_files(db, BUCKET, [file_id])[0] == 0  # gc's incomplete file: no holder
+    assert _meta(db, file_id)["holders"] == [b, c] and _chunks(db, file_id) == 2
+
+
+def test_a_hold_by_the_file_s_own_image_or_twice_changes_nothing(db):
+    a, b = ObjectId(), ObjectId()
+    file_id = _file(db, a)
+    assert storage.hold(db, BUCKET, file_id, a) and "holders" not in _meta(db, file_id)
+    assert storage.hold(db, BUCKET, file_id, b) and storage.hold(db, BUCKET, file_id, b)
+    assert _meta(db, file_id)["holders"] == [a, b]
+
+
+def test_a_hold_of_a_file_gone_or_being_freed_fails(db):
+    a, b = ObjectId(), ObjectId()
+    assert not storage.hold(db, BUCKET, ObjectId(), b)
+    file_id = _file(db, a)
+    # Its last holder let go a moment ago and is deleting it (holders emptied, not yet removed).
+    db[f"{BUCKET}.files"].update_one({"_id": file_id}, {"$set": {"metadata.holders": []}})
+    assert not storage.hold(db, BUCKET, file_id, b)
+
+
+class _HoldFirst:
+    """A database whose files collection lets ``holder`` hold ``file_id`` right before the first
+    delete of a files document: a restore's hold landing between a delete's read and its write."""
+
+    def __init__(self, db, file_id, holder) -> None:
+        self.db, self.file_id, self.holder, self.done = db, file_id, holder, False
+
+    def __getitem__(self, name):
+        collection = self.db[name]
+        if not name.endswith(".files"):
+            return collection
+        outer = self
+
+        class Files:
+            def __getattr__(self, attr):
+                found = getattr(collection, attr)
+                if attr not in ("delete_one", "delete_many") or outer.done:
+                    return found
+
+                def deleting(*args, **kwargs):
+                    outer.done = True
+                    assert storage.hold(outer.db, BUCKET, outer.file_id, outer.holder)
+                    return found(*args, **kwargs)
+                return deleting
+
+        return Files()
+
+
+def test_a_hold_between_a_delete_s_read_and_its_write_keeps_the_file(db):
+    a, b = ObjectId(), ObjectId()
+    file_id = _file(db, a)
+    other = _file(db, a, b"y" * 10)  # deleted with it, shared by no one
+    removed, changes = storage.remove_files(_HoldFirst(db, file_id, b), BUCKET, [file_id, other], holder=a)
+    assert removed == 1 and [d["_id"] for d in changes.removed[0].docs] == [other]  # counted: that one
+    # The delete saw the hold: ``a`` let go of the file, ``b`` has it, chunks and all.
+    assert _meta(db, file_id)["original_id"] == b and "holders" not in _meta(db, file_id)
+    assert _chunks(db, file_id) == 2 and _meta(db, other) is None and _chunks(db, other) == 0
+
+
+def test_a_shared_file_copied_to_the_trash_is_its_record_s_alone_there(db):
+    a, b = ObjectId(), ObjectId()
+    file_id = _file(db, a)
+    storage.hold(db, BUCKET, file_id, b)
+    doc = db[f"{BUCKET}.files"].find_one({"_id": file_id})
+    storage.copy_for(db, BUCKET, TRASH, doc, b)
+    copy = db[f"{TRASH}.files"].find_one({"_id": file_id})
+    assert copy["metadata"]["original_id"] == b and "holders" not in copy["metadata"]
+    # The same file copied for ``a`` too (both images trashed): ``a`` holds the copy there.
+    storage.copy_for(db, BUCKET, TRASH, doc, a)
+    assert db[f"{TRASH}.files"].find_one({"_id": file_id})["metadata"]["holders"] == [b, a]
+    assert db[f"{TRASH}.chunks"].count_documents({"files_id": file_id}) == 2
+
+
+def test_gc_drops_a_holder_that_never_pointed_at_the_file_once_past_the_grace(client, db, editor,
+                                                                            media_core):
+    """A restore cut off between its hold and its switch: the image it was for never points at
+    the file. While the hold is fresh gc leaves it (the switch may be a moment away); past the
+    grace gc lets go for it, and the file goes once no one else holds it."""
+    y = library_upload(client, editor)
+    z = library_upload(client, editor, "good/alpha.png")
+    file_id, z_id = ObjectId(y["id"]), ObjectId(z["id"])
+    assert storage.hold(db, BUCKET, file_id, z_id)  # then the worker died
+    assert client.delete(f"/api/builder/media/{y['id']}", headers=editor).status_code == 204
+    assert _meta(db, file_id)["original_id"] == z_id  # kept: z holds it
+    maintenance = AppMedia.on(db, media_core).maintenance
+    files, long_ago = db[f"{BUCKET}.files"], now() - dt.timedelta(hours=2)
+    files.update_one({"_id": file_id}, {"$set": {"uploadDate": long_ago}})  # an old upload's bytes
+    first = maintenance.collect_garbage(grace_seconds=3600).removed
+    assert file_id not in {ObjectId(r["id"]) for r in first}, first
+    assert _meta(db, file_id) is not None  # held a moment ago: in grace
+    files.update_one({"_id": file_id}, {"$set": {"metadata.held_at": long_ago}})
+    report = maintenance.collect_garbage(grace_seconds=3600)
+    assert [(r["kind"], r["id"]) for r in report.removed] == [("orphan_variant", str(file_id))]
+    assert _meta(db, file_id) is None and _chunks(db, file_id) == 0
+    assert record(db, BUCKET, z_id) is not None and maintenance.fsck().findings == []
+    assert invalid_files(db) == []
+    assert Figures(db).recount_media()[BUCKET]["drift"] == STILL
+
+
+def test_a_new_image_whose_record_meets_a_duplicate_key_takes_its_files_back_uncounted(db):
+    """storage.write_image: the same bytes stored as another image between validation and the
+    record's insert (the unique dedupe key): its files go again and nothing is counted."""
+    image_id = ObjectId()
+    images(db, BUCKET).insert_one({"_id": ObjectId(), "length": 1, "chunkSize": 1, "uploadDate": now(),
+                                   "metadata": {"role": "original", "key": "k"}})
+    counted = Figures(db).counters().get(BUCKET, {})
+    variant = {"role": "variant", "original_id": image_id}
+    files = [storage.NewFile(b"v" * 10, "thumb.webp",
+                             {**variant, "variant": "thumb", "key": f"{image_id}/thumb.webp"}),
+             storage.NewFile(b"o" * 300_000, "a.jpg",
+                             {**variant, "variant": "original", "key": f"{image_id}/original"}, image_id)]
+    try:
+        storage.write_image(db, BUCKET, files, {"role": "original", "key": "k"})
+    except DuplicateKeyError:
+        pass
+    else:
+        raise AssertionError("the duplicate dedupe key was not refused")
+    assert db[f"{BUCKET}.files"].count_documents({"metadata.original_id": image_id}) == 0
+    assert db[f"{BUCKET}.chunks"].count_documents({"files_id": {"$in": [f.file_id for f in files]}}) == 0
+    assert images(db, BUCKET).find_one({"_id": image_id}) is None
+    assert Figures(db).counters().get(BUCKET, {}) == counted
