@@ -38,6 +38,7 @@ from tests.support.client import multipart
 from tests.support.gridfs_read import current_bytes
 from tests.support.gridfs_spec import invalid_files
 from tests.support.model.doors import Answer
+from tests.support.records import unheld
 
 #: What every run counts, for ``make model``'s report (tests/support/model/run.py).
 COVERAGE: Counter[str] = Counter()
@@ -695,6 +696,11 @@ def machine(harness: Harness) -> type[RuleBasedStateMachine]:
             invalid = invalid_files(self.h.db)
             assert invalid == [], ("gridfs_spec", invalid)
             COVERAGE["invariant:gridfs_spec"] += 1
+            # held: every record's bytes file exists, and every file knows each record that
+            # points at it (bytes shared by reference, storage.hold), and no one else.
+            problems = unheld(self.h.db)
+            assert problems == [], ("held", problems)
+            COVERAGE["invariant:held"] += 1
 
         def teardown(self) -> None:
             if self.live or self.trashed:
