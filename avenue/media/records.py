@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from bson import ObjectId
 from pymongo.collection import Collection
@@ -87,7 +87,8 @@ class MediaDoc:
 
     @property
     def bytes_id(self) -> object:
-        """The file whose chunks hold the original's bytes (its own, until it is replaced)."""
+        """The file whose chunks hold the original's bytes (its own, until it is replaced): as
+        :func:`bytes_of` says of the record it was read from."""
         return self.content_id if self.content_id is not None else self.file_id
 
     @classmethod
@@ -361,6 +362,26 @@ def own_length(doc: Mapping[str, Any]) -> int:
     if (doc.get("metadata") or {}).get("content"):
         return 0
     return int(doc.get("length") or 0)
+
+
+class Bytes(NamedTuple):
+    """Where an image's bytes are: a GridFS file of its bucket, its length and chunk size."""
+
+    id: Any
+    length: int
+    chunk_size: int
+
+
+def bytes_of(record: Mapping[str, Any]) -> Bytes:
+    """The file holding an image's bytes, by its record alone (no look-up: a cold render's
+    commands are counted): the file ``metadata.content`` names once the image changed in place
+    (or shares another's bytes), else the file under the image's own id. The one place this
+    rule is written for the app; docs/operations.md gives it to stock tools."""
+    content = (record.get("metadata") or {}).get("content") or {}
+    if content.get("id") is None:
+        return Bytes(record["_id"], int(record.get("length") or 0), int(record.get("chunkSize") or 0))
+    return Bytes(content["id"], int(content.get("length", record.get("length") or 0)),
+                 int(content.get("chunk_size", record.get("chunkSize") or 0)))
 
 
 def content_length(doc: Mapping[str, Any]) -> int:

@@ -55,7 +55,7 @@ from avenue.media.ingest.images import Limits, PreparedImage, sanitize_filename
 from avenue.media.ingest.near_hash import NearHash
 from avenue.media.ingest.placeholders import Placeholder
 from avenue.media.ingest.variants import VARIANT_NAMES, Planned, Rendition
-from avenue.media.records import Document, images, variant_ids
+from avenue.media.records import Document, bytes_of, images, variant_ids
 from avenue.media.store import near_duplicates, pending, renditions, storage, trash
 from avenue.media.store.options import UploadOptions
 from avenue.media.store.pending import variant_file
@@ -356,8 +356,7 @@ def transfer(db: Database[Document], source: str, target: str, doc: dict[str, An
         try:
             # Its files (its variants, its bytes' file: its own id's until replaced in place),
             # then its record, the copy's commit point.
-            own = [] if (doc["metadata"].get("content") or {}).get("id") is not None else [doc["_id"]]
-            for vid in dict.fromkeys([*variant_ids(doc), *own]):
+            for vid in dict.fromkeys([*variant_ids(doc), bytes_of(doc).id]):
                 variant = db[f"{source}.files"].find_one({"_id": vid})
                 if variant is not None:
                     storage.copy_for(db, source, target, variant, doc["_id"])

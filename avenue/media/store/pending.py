@@ -87,7 +87,7 @@ from avenue.media.ingest.edits import og_box
 from avenue.media.ingest.focal import CENTRE, FocalPoint
 from avenue.media.ingest.variants import Planned, Rendition
 from avenue.media.ingest.variants import recipe as variant_recipe
-from avenue.media.records import Document, MediaDoc, images, is_image, variant_ids, variant_key
+from avenue.media.records import Document, bytes_of, images, is_image, variant_ids, variant_key
 from avenue.media.store import claims, storage, undrawable
 from avenue.media.store.renditions import CLAIM_SECONDS, CLAIMS, WAIT_SECONDS
 
@@ -275,5 +275,5 @@ def _disown(db: Database[Document], bucket: str, image_id: Any, ids: list[Any]) 
 def _original_bytes(db: Database[Document], bucket: str, doc: Document) -> bytes:
     """The image's bytes: the file ``metadata.content`` names, else the one under its id, read by
     what the record says of it (no look-up of the file: a cold render's commands are counted)."""
-    held = MediaDoc.from_files_doc(bucket, doc)
-    return storage.read_whole(db, bucket, held.bytes_id, held.length, held.chunk_size)
+    held = bytes_of(doc)
+    return storage.read_whole(db, bucket, held.id, held.length, held.chunk_size)

@@ -98,7 +98,7 @@ from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits, sanitize_filename
 from avenue.media.ingest.pipeline import Ingested
 from avenue.media.ingest.variants import VARIANT_NAMES
-from avenue.media.records import SOURCE, Document, images, is_image, variant_ids, variant_key
+from avenue.media.records import SOURCE, Document, bytes_of, images, is_image, variant_ids, variant_key
 from avenue.media.store import history, near_duplicates, pending, renditions, storage, trash
 from avenue.media.store.originals import bytes_metadata, dedupe_key, name_prefixes
 from avenue.media.store.pending import variant_file
@@ -139,8 +139,7 @@ class Replaced:
 def bytes_doc(db: Database[Document], bucket: str, doc: dict[str, Any]) -> dict[str, Any]:
     """The files document holding an image's bytes: the file its record's ``metadata.content``
     names, else the file under the image's own id (``records.MediaDoc.bytes_id``)."""
-    content = (doc.get("metadata") or {}).get("content")
-    file_id = content["id"] if content else doc["_id"]
+    file_id = bytes_of(doc).id
     found = db[f"{bucket}.files"].find_one({"_id": file_id})
     if found is None:
         raise OSError(f"{bucket} {doc['_id']}: the file holding its bytes ({file_id}) is missing")
@@ -150,11 +149,8 @@ def bytes_doc(db: Database[Document], bucket: str, doc: dict[str, Any]) -> dict[
 def read_original(db: Database[Document], bucket: str, doc: dict[str, Any]) -> bytes:
     """An image's bytes, read by what its record says of them (the file, its length and chunk
     size): no look-up of the file first, so a cold render stays within its database commands."""
-    content = (doc.get("metadata") or {}).get("content") or {}
-    if content.get("id") is None:  # the upload's file, under the image's id
-        return storage.read_whole(db, bucket, doc["_id"], doc["length"], doc["chunkSize"])
-    return storage.read_whole(db, bucket, content["id"], content.get("length", doc["length"]),
-                              content.get("chunk_size", doc["chunkSize"]))
+    held = bytes_of(doc)
+    return storage.read_whole(db, bucket, held.id, held.length, held.chunk_size)
 
 
 def version_of(source_sha256: str, focal: FocalPoint | None, edits: Edits | None = None,
@@ -491,9 +487,8 @@ def _sharing(plan: _Plan, image_id: Any, other: dict[str, Any]) -> _Plan:
     prepared = plan.ingested.prepared
     if plan.edits is not None or (other.get("metadata") or {}).get("sha256") != prepared.sha256:
         return plan  # another picture from the same upload (edited): bytes of its own
-    content = (other.get("metadata") or {}).get("content") or {}
-    shared = {"id": content.get("id", other["_id"]), "length": content.get("length", other["length"]),
-              "chunk_size": content.get("chunk_size", other["chunkSize"]), "sha256": prepared.sha256}
+    held = bytes_of(other)
+    shared = {"id": held.id, "length": held.length, "chunk_size": held.chunk_size, "sha256": prepared.sha256}
     return dataclass_replace(plan, shared=shared)
 
 

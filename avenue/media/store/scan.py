@@ -25,7 +25,7 @@ from avenue.media.buckets import RENDITIONS, STORED, TEMP
 from avenue.media.effects import counters
 from avenue.media.formats import STORED_FORMATS, VARIANT_TYPES
 from avenue.media.ingest.variants import VARIANT_NAMES
-from avenue.media.records import IMAGE, SOURCE, Document, images
+from avenue.media.records import IMAGE, SOURCE, Document, bytes_of, images
 from avenue.media.references import IN_BATCH
 from avenue.media.store import storage
 from avenue.paging import after_ranges
@@ -75,8 +75,7 @@ def image(db: Database[Document], bucket: str, image_id: Any,
 def bytes_id(record: Mapping[str, Any]) -> Any:
     """The id of the file holding an image's bytes, by its record: ``metadata.content.id``,
     else the image's own id (``MediaDoc.bytes_id``)."""
-    content = (record.get("metadata") or {}).get("content") or {}
-    return content["id"] if content.get("id") is not None else record["_id"]
+    return bytes_of(record).id
 
 
 def existing_ids(db: Database[Document], bucket: str, ids: Iterable[Any]) -> set[Any]:

@@ -62,7 +62,16 @@ from avenue.dialect import lister
 from avenue.leases import held, stamp
 from avenue.media.buckets import TRASH
 from avenue.media.effects import counters
-from avenue.media.records import IMAGE, Document, images, images_name, is_image, variant_ids, variant_key
+from avenue.media.records import (
+    IMAGE,
+    Document,
+    bytes_of,
+    images,
+    images_name,
+    is_image,
+    variant_ids,
+    variant_key,
+)
 from avenue.media.store import storage
 from avenue.paging import Listed, Page, Window
 
@@ -87,8 +96,7 @@ def _variants_of(db: Database[Document], bucket: str, doc: dict[str, Any]) -> li
     """The files of image ``doc`` (a record): its bytes' file, the variants it lists and any
     pointing back at it (``metadata.original_id``, as its bytes' file does too)."""
     files = db[f"{bucket}.files"]
-    own = [] if (doc.get("metadata") or {}).get("content") else [doc["_id"]]  # its bytes, under its id
-    ids = list(dict.fromkeys(variant_ids(doc) + own + [
+    ids = list(dict.fromkeys(variant_ids(doc) + [bytes_of(doc).id] + [
         v["_id"] for v in files.find({"metadata.original_id": doc["_id"]}, {"_id": 1})]))
     return list(files.find({"_id": {"$in": ids}})) if ids else []
 
