@@ -349,3 +349,34 @@ def test_the_archive_is_streamed_in_constant_memory(db, target, media_core):
         tracemalloc.stop()
     assert sink.count > size
     assert peak < size / 2
+
+
+def test_bytes_two_images_share_come_back_shared_and_held_by_both(client, db, editor, target, tmp_path,
+                                                                 media_core):
+    """A file a restored version shares with another image (issue 75) travels once, holders and
+    all: after the restore both images serve it, it is one file, and each record is among its
+    holders (so neither's delete frees it under the other)."""
+    from avenue.media import AppMedia
+    from tests.helpers import Auth, form, library_upload
+    from tests.support.records import unheld
+    from tests.support.versions import MEDIA, PHOTO, replace, restore, sha_of, versions
+
+    x = library_upload(client, editor)
+    first = versions(client, editor, x["id"])[0]["id"]
+    replace(client, editor, x["id"])
+    y = client.post(MEDIA, data=form(PHOTO), headers=editor).get_json()
+    assert restore(client, editor, x["id"], first).status_code == 200
+    shared = {"metadata.variant": "original", "metadata.sha256": x["sha256"]}
+    assert db[f"{Buckets.BUILDER}.files"].count_documents(shared) == 1
+    archive = tmp_path / "shared.tar"
+    with open(archive, "wb") as out:
+        backup_module.backup(db, out, media=media_core)
+    other = target_db(target)
+    with open(archive, "rb") as source:
+        assert backup_module.restore(other, source, media=media_core).ok
+    assert other[f"{Buckets.BUILDER}.files"].count_documents(shared) == 1 and unheld(other) == []
+    served, theirs = target.test_client(), Auth(target).token("editor")  # tokens do not travel
+    for image in (x, y):
+        got = served.get(f"{MEDIA}/{image['id']}", headers=theirs).get_json()
+        assert sha_of(served, got["url"]) == x["sha256"]
+    assert AppMedia.on(other).maintenance.fsck().findings == []

@@ -403,3 +403,25 @@ def test_an_uploads_versions_are_its_owners_and_an_admins_only(client, auth):
     done = client.post(f"{base}/versions/{listed[1]['id']}/restore", headers=admin)
     assert done.status_code == 200 and done.get_json()["sha256"] == upload["sha256"]
     assert "near_duplicates" in done.get_json()
+
+
+def test_the_status_sweep_and_gc_leave_a_shared_file_and_find_nothing_wrong(app, client, db, editor,
+                                                                            media_core):
+    """The status sweep's lists (orphans, missing variants, missing files) and gc know a file
+    two images share, and the one a deleted image left to the other."""
+    from tests.helpers import swept
+
+    x = library_upload(client, editor)
+    original = versions(client, editor, x["id"])[0]["id"]
+    replace(client, editor, x["id"])
+    y = client.post(MEDIA, data=form(PHOTO), headers=editor).get_json()
+    assert restore(client, editor, x["id"], original).status_code == 200
+    for step in ("shared", "left to x"):
+        result = swept(app)
+        lists = ("orphans", "missing_variants", "missing_files")
+        assert [result[name]["count"] for name in lists] == [0, 0, 0], step
+        assert AppMedia.on(db, media_core).maintenance.collect_garbage(grace_seconds=0).removed == [], step
+        assert len(_bytes_files(db, x["sha256"])) == 1, step
+        if step == "shared":
+            assert client.delete(f"{MEDIA}/{y['id']}", headers=editor).status_code == 204
+    assert sha_of(client, client.get(f"{MEDIA}/{x['id']}", headers=editor).get_json()["url"]) == x["sha256"]
