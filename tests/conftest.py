@@ -301,7 +301,7 @@ def app_on_every_backend(request, databases):
         return built
 
     yield factory
-    close_apps(apps)
+    close_apps(apps, request)
 
 
 @pytest.fixture(scope="session")
@@ -334,7 +334,7 @@ def db_name(request):
 
 
 @pytest.fixture
-def app_factory(backend, db_name):
+def app_factory(backend, db_name, request):
     """Build apps on this test's database (e.g. two gunicorn workers); all closed after (the
     database is emptied or dropped by ``db_name``'s pool, or by mongomock's end)."""
     apps = []
@@ -344,17 +344,40 @@ def app_factory(backend, db_name):
         return apps[-1]
 
     yield factory
-    close_apps(apps)
+    close_apps(apps, request)
 
 
-def close_apps(apps) -> None:
+def _check_spec(apps, request) -> None:
+    """Every files document of every database the test's apps wrote is a whole GridFS file
+    (tests/support/gridfs_spec.py, issue 75): the whole suite's stores are checked, each before
+    its database goes. A test that damages files on purpose says so (``damages_files``)."""
+    if request.node.get_closest_marker("damages_files") is not None:
+        return
+    from tests.support.gridfs_spec import invalid_files
+
+    seen = set()
+    for built in apps:
+        database = built.extensions["avenue.mongo"].db
+        if database.name in seen:
+            continue
+        seen.add(database.name)
+        invalid = invalid_files(database)
+        assert invalid == [], f"gridfs_spec: files not whole at the end of the test: {invalid[:5]}"
+
+
+def close_apps(apps, request=None) -> None:
     """After a test: the re-render runs it started (POST /api/admin/rerender) ended on their
-    database, then every app's client closed."""
+    database, every file it left whole (``request``: the test's, :func:`_check_spec`), then every
+    app's client closed."""
     from avenue.ops.rerender import wait_for_runs
 
     wait_for_runs(60)
-    for built in apps:
-        built.extensions["avenue.mongo"].client.close()
+    try:
+        if request is not None:
+            _check_spec(apps, request)
+    finally:
+        for built in apps:
+            built.extensions["avenue.mongo"].client.close()
 
 
 @pytest.fixture

@@ -21,6 +21,10 @@ from tests.support.gridfs_read import stock_gridfs
 from tests.support.records import images, record
 from tests.support.stored import stored
 
+# fsck's subject is damaged files, which its tests make: not checked whole at each test's end
+# (tests/conftest.py).
+pytestmark = pytest.mark.damages_files
+
 
 def raw_file(db, bucket: str = Buckets.UPLOADS, chunks: float = 2.5) -> dict:
     """An image stored by hand: its bytes a file of a few chunks with their sha256 recorded,

@@ -534,6 +534,7 @@ def test_storage_status_never_sends_dbstats_to_the_embedded_database_even_when_b
         assert "dbStats" in asked
 
 
+@pytest.mark.damages_files
 def test_after_a_sweep_the_reports_counts_equal_a_recount_of_what_was_written_behind_the_apps_back(
         app, client, db, ops):
     """Issue 65: after a refresh the counts must be the store's. Files and products copied in,

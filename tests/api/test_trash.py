@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from bson import ObjectId
 
 from avenue.clock import now
@@ -248,6 +249,7 @@ def test_a_list_of_many_pages_goes_on_by_cursor(client, editor):
     assert [i["id"] for i in first["items"] + rest["items"]] == made[::-1] and rest["next"] is None
 
 
+@pytest.mark.damages_files
 def test_fsck_checks_the_trashed_files_too(app, client, db, editor):
     media = library_upload(client, editor)
     client.delete(f"/api/builder/media/{media['id']}", headers=editor)

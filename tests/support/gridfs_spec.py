@@ -31,8 +31,10 @@ def buckets(db: Any) -> list[str]:
     return sorted(name.removesuffix(".files") for name in names if name.endswith(".files"))
 
 
-def check_file(db: Any, bucket: str, doc: dict[str, Any]) -> str | None:
-    """Why ``doc`` (a document of ``<bucket>.files``) is not a valid GridFS file; None: it is."""
+def check_file(db: Any, bucket: str, doc: dict[str, Any],
+               chunks: list[dict[str, Any]] | None = None) -> str | None:
+    """Why ``doc`` (a document of ``<bucket>.files``) is not a valid GridFS file; None: it is.
+    ``chunks``: its chunks (``n`` and ``data``) when read already, else they are read here."""
     length, chunk_size = doc.get("length"), doc.get("chunkSize")
     if not isinstance(length, int) or isinstance(length, bool) or length < 0:
         return f"length is {length!r}"
@@ -40,7 +42,9 @@ def check_file(db: Any, bucket: str, doc: dict[str, Any]) -> str | None:
         return f"chunkSize is {chunk_size!r}"
     expected = math.ceil(length / chunk_size)
     seen: set[int] = set()
-    for chunk in db[f"{bucket}.chunks"].find({"files_id": doc["_id"]}, {"n": 1, "data": 1}):
+    if chunks is None:
+        chunks = list(db[f"{bucket}.chunks"].find({"files_id": doc["_id"]}, {"n": 1, "data": 1}))
+    for chunk in chunks:
         n = chunk.get("n")
         if not isinstance(n, int) or n in seen or n >= expected:
             return f"extra or repeated chunk n={n!r} (expected {expected})"
@@ -55,11 +59,15 @@ def check_file(db: Any, bucket: str, doc: dict[str, Any]) -> str | None:
 
 
 def invalid_files(db: Any) -> list[Invalid]:
-    """Every files document of ``db`` that is not a valid GridFS file."""
+    """Every files document of ``db`` that is not a valid GridFS file: each bucket's files and
+    chunks read in one pass each (a test's database is small; the suite checks every one)."""
     found = []
     for bucket in buckets(db):
+        chunks: dict[Any, list[dict[str, Any]]] = {}
+        for chunk in db[f"{bucket}.chunks"].find({}, {"files_id": 1, "n": 1, "data": 1}):
+            chunks.setdefault(chunk.get("files_id"), []).append(chunk)
         for doc in db[f"{bucket}.files"].find({}, {"length": 1, "chunkSize": 1}):
-            problem = check_file(db, bucket, doc)
+            problem = check_file(db, bucket, doc, chunks.get(doc["_id"], []))
             if problem is not None:
                 found.append(Invalid(bucket, doc["_id"], problem))
     return found

@@ -45,6 +45,7 @@ def held_and_counted(db) -> tuple[dict, dict]:
     return held, counted
 
 
+@pytest.mark.damages_files
 def test_counters_match_a_recount_after_a_mix_of_writes(app, client, db, referrers):
     auth = Auth(app)
     admin = auth.token("admin")
@@ -226,6 +227,7 @@ def test_on_the_embedded_database_a_bucket_is_counted_between_fences_of_dates(db
         assert not [query for kind, query in reads if kind == "find" and "uploadDate" in (query or {})]
 
 
+@pytest.mark.damages_files
 def test_on_the_embedded_database_chunks_gone_behind_the_app_s_back_are_left_to_fsck(db):
     doc = store(db, Buckets.UPLOADS, image_bytes("good/photo_12mp.jpg"), filename="big.jpg").doc
     assert db[f"{Buckets.UPLOADS}.chunks"].count_documents({"files_id": doc["_id"]}) > 1
@@ -278,6 +280,7 @@ def _within(date: dt.datetime, query: dict) -> bool:
 
 
 @pytest.mark.parametrize("descending", [False, True])
+@pytest.mark.damages_files
 def test_a_first_walk_of_a_role_asks_no_query_for_much_more_than_a_fence_s_worth(db, monkeypatch, descending):
     """SecantusDB reads every document a query's bounds hold before it returns one, under its
     one lock: a walk without fences (the first sweep after a bulk load) was one query of the
@@ -298,6 +301,7 @@ def test_a_first_walk_of_a_role_asks_no_query_for_much_more_than_a_fence_s_worth
     assert len(asked) < 2 * len(variants) / 40 + 60
 
 
+@pytest.mark.damages_files
 def test_a_first_count_across_a_year_without_uploads_reads_each_role_in_a_few_windows(db, monkeypatch):
     """As bench/scale.py seeds: images a second apart from a year ago, then today's upload.
     Each window across the year covered an eighth of what was left to today: 150-220 reads a
@@ -330,6 +334,7 @@ def test_a_first_count_across_a_year_without_uploads_reads_each_role_in_a_few_wi
     assert max(asked) <= fenced.FIRST_GROWTH * 4, asked  # and no read holds more than 4 reads' worth
 
 
+@pytest.mark.damages_files
 def test_a_first_count_of_a_bulk_loaded_bucket_equals_a_recount(db, monkeypatch):
     bucket = "first_walk"
     _seeded_behind_the_back(db, bucket, 50)
@@ -341,6 +346,7 @@ def test_a_first_count_of_a_bulk_loaded_bucket_equals_a_recount(db, monkeypatch)
     assert counted["originals"] == 50 and counted["bytes"] == 4503
 
 
+@pytest.mark.damages_files
 def test_a_first_build_of_a_library_list_s_fences_reads_it_in_windows(db, monkeypatch):
     from avenue.media.store.library import listed
 

@@ -383,6 +383,7 @@ def test_every_worker_honours_a_deletion(app_factory):
     assert status_within(other_client, stored["obj"]["url"], 10) == 404
 
 
+@pytest.mark.damages_files
 def test_a_file_deleted_behind_a_stale_cache_entry_is_a_clean_404(app_factory):
     from avenue.db import get_db
 

@@ -32,6 +32,10 @@ from tests.support.gridfs_read import current_bytes
 from tests.support.gridfs_spec import invalid_files
 from tests.support.records import images
 
+# An old store has chunkless heads in .files, which the migration converts: not checked whole
+# at each test's end (tests/conftest.py).
+pytestmark = pytest.mark.damages_files
+
 MEDIA = "/api/builder/media"
 
 
