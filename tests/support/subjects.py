@@ -67,6 +67,7 @@ DATABASE_SUBJECTS = frozenset({
     "tests/media/upkeep/test_fsck.py",
     "tests/media/upkeep/test_gc.py",
     "tests/media/upkeep/test_migrate.py",
+    "tests/api/test_migrate_f601210.py",
     "tests/api/test_backup.py",
     "tests/api/test_backup_file.py",
     "tests/api/test_scale_bench.py",
