@@ -701,6 +701,12 @@ def machine(harness: Harness) -> type[RuleBasedStateMachine]:
             problems = unheld(self.h.db)
             assert problems == [], ("held", problems)
             COVERAGE["invariant:held"] += 1
+            # How often the check met a file two records share (a restore of bytes another
+            # image held): the run's report says whether the sharing was exercised at all.
+            for name in self.h.db.list_collection_names():
+                if name.endswith(".files"):
+                    COVERAGE["state:shared_files"] += self.h.db[name].count_documents(
+                        {"metadata.holders": {"$exists": True}})
 
         def teardown(self) -> None:
             if self.live or self.trashed:

@@ -58,7 +58,7 @@ def reporting(cls: type) -> type:
 def report(started: float, failed: BaseException | None) -> str:
     lines = [f"store model: {time.monotonic() - started:.0f} s, {steps_taken()} steps, "
              f"{COVERAGE['sequences']} sequences, {'FAILED' if failed else 'no invariant broken'}"]
-    for prefix in ("rule:", "invariant:"):
+    for prefix in ("rule:", "invariant:", "state:"):
         counted = sorted((name, count) for name, count in COVERAGE.items() if name.startswith(prefix))
         shown = ", ".join(f"{name[len(prefix):]} {count}" for name, count in counted)
         lines.append(f"{prefix[:-1]}s ({len(counted)}): {shown}")
