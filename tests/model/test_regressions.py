@@ -94,3 +94,22 @@ def test_a_version_whose_bytes_another_image_holds_restores_and_shares_the_file(
            lambda state: state.restore_from_trash(pick=0),
            lambda state: state.replace(n=2, pick=0),
            lambda state: state.gc_then_fsck())
+
+
+def test_two_images_sharing_a_file_merged_and_unmerged_keep_it(backend, db_name):
+    """Issue 75: a merge moves the image it merges into the trash, and its restore undoes it;
+    with the two sharing one file (a restore of bytes the other held), the file stays for the
+    one kept, is copied for the trashed one, and is held by both again after the undo; merged
+    again and purged from the trash, the trashed one's copy goes and the kept one's file stays."""
+    replay(backend, db_name,
+           lambda state: state.upload_to_library(n=0, pick=0),
+           lambda state: state.replace(n=1, pick=0),
+           lambda state: state.upload_to_library(n=0, pick=0),
+           lambda state: state.restore_version(pick=0, which=0),
+           lambda state: state.merge(pick=0, other=0),
+           lambda state: state.gc_then_fsck(),
+           lambda state: state.restore_from_trash(pick=0),
+           lambda state: state.gc_then_fsck(),
+           lambda state: state.merge(pick=0, other=0),
+           lambda state: state.purge(pick=0),
+           lambda state: state.gc_then_fsck())
