@@ -346,7 +346,7 @@ def upload_round(library, pictures: list[bytes]) -> tuple[dict[str, list[float]]
         finally:
             linked.release()
 
-    def no_near_hash(renditions, pixels=None):
+    def no_near_hash(renditions, disabled, pixels=None):  # pipeline.near_hash_of's signature
         return None
 
     def timed(name, function):
