@@ -42,14 +42,15 @@ ACROSS_COLLECTIONS = 3
 #: answer (AVENUE_VARIANTS_AFTER_ANSWER on, as the Procfile's server runs), its look-alike
 #: lookup left out (:func:`beside`): the token and its user, the upload limit's window, two
 #: finds of the bucket's records (the same bytes by key, the same pixels) and one of the trash
-#: (the same bytes deleted), the bytes' chunks and files document, the image's record (one
-#: more than before the records had a collection of their own, issue 75), the bucket's
-#: counters, the hour's upload count, the audit entry.
-UPLOAD_ANSWER = 12
+#: (the same bytes deleted), one of the records by the prepared bytes' SHA-256 (the same
+#: bytes in another scope, whose file it would share), the bytes' chunks and files document,
+#: the image's record (the last two one more each than before the records had a collection
+#: of their own, issue 75), the bucket's counters, the hour's upload count, the audit entry.
+UPLOAD_ANSWER = 13
 #: ... and in all, once its variants (a claim taken and left, the chunks read once, their
 #: chunks and files, the record pointed at them, the counters) and its look-alike and
 #: exact-copy checks are done after the answer.
-UPLOAD = 25
+UPLOAD = 26
 #: Three uploads (the third counted) of pictures made here from random bytes: no twin and no
 #: look-alike of anything on the database (a pooled one: another test's images may be there),
 #: whose checks would write more.

@@ -96,6 +96,33 @@ def test_dedupe_is_per_owner_and_visibility(client, auth, db):
     assert images(db, Buckets.UPLOADS).count_documents({}) == 2
 
 
+def test_the_same_bytes_in_another_scope_are_another_image_on_the_same_file(client, auth, db):
+    """Dedupe is per owner and visibility, the bytes are the bucket's (issue 75): a second
+    owner's upload of the same file is an image of its own whose record points at the first's
+    bytes file, held by both, counted once; each delete lets go, the last removes it."""
+    from tests.support.records import unheld
+
+    alice, bob = auth.token("editor"), auth.token("editor")
+    first = upload(client, alice).get_json()
+    bobs = upload(client, bob).get_json()
+    public = upload(client, alice, visibility="public").get_json()
+    assert len({first["id"], bobs["id"], public["id"]}) == 3
+    files = db[f"{Buckets.UPLOADS}.files"]
+    (shared,) = list(files.find({"metadata.variant": "original"}))
+    assert shared["_id"] == ObjectId(first["id"])
+    assert sorted(map(str, shared["metadata"]["holders"])) == sorted([first["id"], bobs["id"], public["id"]])
+    for image in (first, bobs, public):
+        assert client.get(image["url"]).data == client.get(first["url"]).data
+    assert unheld(db) == []
+    for image, who in ((first, alice), (bobs, bob)):
+        assert client.delete(f"/api/uploads/{image['id']}", headers=who).status_code == 204
+        assert client.get(public["url"]).status_code == 200 and unheld(db) == []
+    (left,) = list(files.find({"metadata.variant": "original"}))
+    assert left["metadata"]["original_id"] == ObjectId(public["id"]) and "holders" not in left["metadata"]
+    assert client.delete(f"/api/uploads/{public['id']}", headers=alice).status_code == 204
+    assert files.count_documents({}) == 0 and db[f"{Buckets.UPLOADS}.chunks"].count_documents({}) == 0
+
+
 def test_every_bad_and_unsupported_file_is_refused_and_nothing_is_stored(client, user, db):
     before = bucket_snapshot(db)
     for name, statuses in REFUSED.items():

@@ -46,6 +46,9 @@ def image_indexes() -> list[IndexModel]:
     """What the media package queries a bucket's image records by (fields only they carry)."""
     return [
         IndexModel([("metadata.key", ASCENDING)], unique=True, name="metadata_key_unique"),
+        # Bytes shared by reference: an upload finds an image of another scope holding the same
+        # bytes (store/originals.py's _twin_bytes) and points at its file instead of a copy.
+        IndexModel([("metadata.sha256", ASCENDING)], name="bytes_sha256"),
         # Lists newest first (library.NEWEST_FIRST): equality keys, then the whole sort, so a
         # page is one index walk with no in-memory sort, at any depth with a cursor.
         IndexModel([("metadata.role", ASCENDING), ("uploadDate", DESCENDING), ("_id", DESCENDING)],

@@ -194,10 +194,13 @@ def _write(db: Database[Document], bucket: str, ready: Ready, options: UploadOpt
     # pending ones are rendered by whoever asks first (pending.py). The bytes: a GridFS file
     # of their own under the image's id, named by it as its "original" (store/replace.py's
     # content files are the same kind).
-    new_files.append(storage.NewFile(prepared.data, ready.filename, bytes_metadata(original_id, prepared),
-                                     original_id))
+    shared = _twin_bytes(db, bucket, prepared, original_id)
+    if shared is None:
+        new_files.append(storage.NewFile(prepared.data, ready.filename, bytes_metadata(original_id, prepared),
+                                         original_id))
     try:
-        record = storage.write_image(db, bucket, new_files, metadata)
+        record = storage.write_image(db, bucket, new_files, metadata, shared=None if shared is None else {
+            "_id": original_id, "filename": ready.filename, "content": shared})
     except DuplicateKeyError:
         # Someone stored the same bytes a moment ago: keep theirs (write_image took ours back).
         existing = images(db, bucket).find_one({"metadata.key": ready.key})
@@ -205,6 +208,25 @@ def _write(db: Database[Document], bucket: str, ready: Ready, options: UploadOpt
             raise
         return StoreResult(existing, False)
     return StoreResult(record, True)
+
+
+# What an image of the bucket holding the same bytes is read with: where they are.
+_TWIN = {"_id": 1, "length": 1, "chunkSize": 1, "metadata.content": 1}
+
+
+def _twin_bytes(db: Database[Document], bucket: str, prepared: PreparedImage, image_id: ObjectId
+                ) -> dict[str, Any] | None:
+    """The file of another image of ``bucket`` holding these very bytes (another scope's upload
+    of them: dedupe is per scope, the bytes are the bucket's), held for ``image_id`` and shaped
+    as its record's ``metadata.content`` will name it; None: none, or it went meanwhile (the
+    upload writes them). One query on the records' ``bytes_sha256`` index."""
+    twin = images(db, bucket).find_one({"metadata.sha256": prepared.sha256}, _TWIN)
+    if twin is None:
+        return None
+    held = bytes_of(twin)
+    if not storage.hold(db, bucket, held.id, image_id):
+        return None
+    return {"id": held.id, "length": held.length, "chunk_size": held.chunk_size, "sha256": prepared.sha256}
 
 
 def bytes_metadata(image_id: ObjectId, prepared: PreparedImage, version: str = "") -> dict[str, Any]:

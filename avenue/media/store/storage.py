@@ -278,18 +278,28 @@ def delete_image(db: Database[Document], bucket: str, image_id: Any, *, with_ids
     return deleted == 1
 
 
-def write_image(db: Database[Document], bucket: str, files: list[NewFile], metadata: dict[str, Any]
-                ) -> dict[str, Any]:
+def write_image(db: Database[Document], bucket: str, files: list[NewFile], metadata: dict[str, Any], *,
+                shared: dict[str, Any] | None = None) -> dict[str, Any]:
     """Store a new image: its files (:func:`put_files`; its bytes' file last), then its record
     (the last file's document with ``metadata``: the commit point), both counted in one
     update; the record. A duplicate key on the record (the same bytes stored a moment ago)
-    takes the files back, never counted, and raises."""
-    docs, changes = put_files(db, bucket, files)
-    record = {**docs[-1], "metadata": metadata}
+    takes the files back, never counted, and raises. ``shared``: the record's ``_id``,
+    ``filename`` and ``content`` when its bytes are a file another image holds (held already:
+    :func:`hold`): ``files`` are its variants alone, and a duplicate key lets go of that file."""
+    docs, changes = put_files(db, bucket, files) if files else ([], Changes(written=[FileSet(bucket, [], 0)]))
+    if shared is None:
+        record = {**docs[-1], "metadata": metadata}
+    else:
+        content = shared["content"]
+        record = {"_id": shared["_id"], "length": content["length"], "chunkSize": content["chunk_size"],
+                  "uploadDate": docs[0]["uploadDate"] if docs else now(), "filename": shared["filename"],
+                  "metadata": {**metadata, "content": content}}
     try:
         images(db, bucket).insert_one(record)
     except DuplicateKeyError:
         remove_files(db, bucket, [f.file_id for f in files])
+        if shared is not None:
+            delete_counted(db, bucket, [shared["content"]["id"]], holder=shared["_id"])
         raise
     written = changes.written[0]
     effects.apply(db, Changes(written=[replace(written, docs=[*written.docs, record])]))
