@@ -113,3 +113,17 @@ def test_two_images_sharing_a_file_merged_and_unmerged_keep_it(backend, db_name)
            lambda state: state.merge(pick=0, other=0),
            lambda state: state.purge(pick=0),
            lambda state: state.gc_then_fsck())
+
+
+def test_one_picture_uploaded_public_and_private_is_two_images_on_one_file(backend, db_name):
+    """Issue 75: dedupe is per owner and visibility, the bytes are the bucket's; the private
+    upload of a picture already uploaded public holds that upload's file, and each delete
+    lets go of it (the held invariant after each gc and at the end)."""
+    replay(backend, db_name,
+           lambda state: state.upload_public(n=0, pick=0),
+           lambda state: state.upload_private(n=0, pick=0),
+           lambda state: state.gc_then_fsck(),
+           lambda state: state.delete(pick=0),
+           lambda state: state.gc_then_fsck(),
+           lambda state: state.replace(n=1, pick=0),
+           lambda state: state.gc_then_fsck())

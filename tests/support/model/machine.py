@@ -211,6 +211,14 @@ def machine(harness: Harness) -> type[RuleBasedStateMachine]:
             COVERAGE["rule:upload_public"] += 1
 
         @rule(n=PICTURES, pick=PICK)
+        def upload_private(self, n: int, pick: int) -> None:
+            """The same owner's other scope (dedupe is per owner and visibility): the same
+            picture as a public upload is an image of its own on that upload's file."""
+            answer = self.upload(pick, "/api/uploads", n, self.h.editor, visibility="private")
+            self.stored("upload", answer.json(), source=n)
+            COVERAGE["rule:upload_private"] += 1
+
+        @rule(n=PICTURES, pick=PICK)
         def create_product(self, n: int, pick: int) -> None:
             temp = self.upload(pick, "/api/shop/temp-images", n, self.h.admin, field="images").json()
             self.serial += 1
