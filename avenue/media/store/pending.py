@@ -51,12 +51,16 @@ Write order (see also originals.py):
 2. a pending variant whose files document exists already (found by its unique
    ``metadata.key``: a renderer that died between 2 and 3) is listed as it is; the others are
    rendered and written under fresh ids, chunks first and files documents last
-   (``storage.put_files``; a duplicate key: someone else wrote them, and lists them);
+   (``storage.put_files``; a duplicate key: someone else wrote them, and lists them), and
+   counted at once, as every other writer counts its files (so whoever removes them, a
+   delete of the image meanwhile included, takes them off the counters: counted only once
+   listed, a delete that met them first took off files that were never on);
 3. one update of the original lists them all, conditional on each still being pending under
    the placeholder read (the image may have been deleted, moved to the trash or replaced
    meanwhile: then the files written in 2, and those found there under its keys, are removed
-   again, but for any the image lists now; never served: nothing listed them);
-4. count the files, evict the original from this worker's cache (another worker's cached copy
+   again and taken off the counters, but for any the image lists now; never served: nothing
+   listed them);
+4. evict the original from this worker's cache (another worker's cached copy
    still says pending, so it sends that variant's GET to the route, which finds it listed
    here and reloads it), release the claim.
 
@@ -222,7 +226,6 @@ def _render(db: Database[Document], bucket: str, doc: Document | None,
         entries[todo[found["metadata"]["key"]]] = _entry(found["_id"], found["length"], found["chunkSize"],
                                                          found["metadata"])
     wanted = frozenset(pair for pair in todo.values() if pair not in entries)
-    changes = Changes()
     if wanted:
         focal = FocalPoint.from_metadata(meta.get("focal_point")) or CENTRE
         new_files = []
@@ -236,13 +239,14 @@ def _render(db: Database[Document], bucket: str, doc: Document | None,
                                                                             version=version)
             new_files.append(new)
         try:
-            _, changes = storage.put_files(db, bucket, new_files)
+            _, written = storage.put_files(db, bucket, new_files)
         except (DuplicateKeyError, BulkWriteError) as error:
             if not storage.is_duplicate_key(error):
                 raise
             # Another renderer (a lapsed claim taken over) stored them first; put_files took
             # back only this call's own files (fresh ids): the other one lists its own.
             return images(db, bucket).find_one({"_id": doc["_id"]})
+        effects.apply(db, written)  # counted as written (step 2)
     # Each entry as it was read (its placeholder id): a replace meanwhile lists pending entries
     # of its own version under the same names, which this render's files are not.
     placeholders = {(name, fmt): info["id"] for name, fmt, info in pending_of(doc)}
@@ -253,22 +257,23 @@ def _render(db: Database[Document], bucket: str, doc: Document | None,
         return_document=ReturnDocument.AFTER)
     if listed is None:
         return _disown(db, bucket, doc["_id"], [entry["id"] for entry in entries.values()])
-    # Counted; this worker's cache reloads the original. No tombstone for the others: a worker
-    # whose cached document still says pending sends that GET to the route, whose
-    # :func:`complete` finds it listed at once and reloads it (a read, not a write per upload).
-    effects.apply(db, changes + Changes(evicted=[(bucket, [doc["_id"]])]))
+    # This worker's cache reloads the original. No tombstone for the others: a worker whose
+    # cached document still says pending sends that GET to the route, whose :func:`complete`
+    # finds it listed at once and reloads it (a read, not a write per upload).
+    effects.apply(db, Changes(evicted=[(bucket, [doc["_id"]])]))
     return listed
 
 
 def _disown(db: Database[Document], bucket: str, image_id: Any, ids: list[Any]) -> Document | None:
     """Step 3 missed: the image was deleted, moved to the trash or replaced since it was read.
     The files this render wrote or found under its keys (``ids``) belong to no image: removed,
-    never served (nothing listed them), never counted (their ``Changes`` were not applied);
-    except any the image lists now (a lapsed renderer listed what this one found)."""
+    never served (nothing listed them), and taken off the counters they were counted on when
+    written (those a delete of the image removed first, it took off); except any the image
+    lists now (a lapsed renderer listed what this one found)."""
     now = images(db, bucket).find_one({"_id": image_id})
     kept = set(variant_ids(now)) if now is not None else set()
     if stray := [file_id for file_id in ids if file_id not in kept]:
-        storage.remove_files(db, bucket, stray)
+        storage.delete_counted(db, bucket, stray, holder=image_id)
     return now
 
 

@@ -230,3 +230,35 @@ def test_uploads_never_probe_a_bucket_with_an_unfiltered_query(backend, db_name)
     finally:
         client.drop_database(db_name)
         client.close()
+
+
+
+def test_a_delete_that_meets_a_render_s_files_before_they_are_listed_keeps_the_counters_exact(
+        db, monkeypatch):
+    """Found by ``make model`` (temp_images' counters a file under a recount): a product's
+    creation moved its temp image while the upload's pending variants were still rendering.
+    The render wrote its files; the delete, finding them by ``original_id``, took them off the
+    counters; the render, unable to list them any more, removed them. The render counted its
+    files only once listed, so they were taken off without ever being on. It counts them as
+    written now, and its take-back takes off what the delete did not."""
+    from avenue.media.core import Media
+    from avenue.media.maintenance import Figures
+    from avenue.media.store import pending
+
+    real_put = storage_module.put_files
+    doc = {}
+
+    def write_then_delete(*args, **kwargs):
+        written = real_put(*args, **kwargs)
+        delete_image(db, Buckets.TEMP, doc["record"], purges=NO_PURGES)  # the move, meanwhile
+        return written
+
+    monkeypatch.setattr(pending, "complete_later", lambda *args, **kwargs: None)  # rendered below
+    stored = store(db, Buckets.TEMP, image_bytes("good/progressive.jpg"), filename="t.jpg").doc
+    assert pending.pending_of(stored), "the upload left variants to render"
+    doc["record"] = stored
+    monkeypatch.setattr(pending.storage, "put_files", write_then_delete)
+    assert pending._render(db, Buckets.TEMP, stored, Media().settings) is None  # the image went
+    assert db[f"{Buckets.TEMP}.files"].count_documents({}) == 0
+    drift = Figures(db).recount_media()[Buckets.TEMP]["drift"]
+    assert drift == {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}
