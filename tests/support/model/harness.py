@@ -104,7 +104,10 @@ def on_servers(mongo_uri: str, folder: Path, servers: int = 2, workers: int = 2,
     the server at ``mongo_uri``; a URL is read ``reads`` times on each (fresh connections)."""
     db_name = f"avenue_model_{uuid.uuid4().hex[:10]}"
     env = {"AVENUE_DELETIONS_POLL_MS": str(POLL_MS), "AVENUE_UPLOAD_RATE_LIMIT": "100000/minute",
-           "AVENUE_RENDITION_RATE_LIMIT": "100000/minute", "RATELIMIT_ENABLED": "0", **ENV}
+           "AVENUE_RENDITION_RATE_LIMIT": "100000/minute", "RATELIMIT_ENABLED": "0", **ENV,
+           # One key for every server, as a deployment shares it: a private URL one server
+           # signed serves on the other (each launcher alone would make a key of its own).
+           "SECRET_KEY": uuid.uuid4().hex * 2}
     started = [Gunicorn(mongo_uri, db_name, folder / f"model-{i}.log", workers=workers,
                         extra_env=env).start(90) for i in range(servers)]
     client: pymongo.MongoClient[Any] = pymongo.MongoClient(mongo_uri)
