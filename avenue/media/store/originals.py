@@ -346,9 +346,10 @@ def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | Obje
     ]
     deleted = storage.delete_image(db, bucket, doc["_id"], with_ids=ids)
     # Written and listed by a pending render since ``doc`` was read (the module doc): gone too.
-    late = [v["_id"] for v in files.find({"metadata.original_id": doc["_id"]}, {"_id": 1})]
-    if late:
-        storage.delete_file(db, bucket, late[0], with_ids=late, holder=doc["_id"])
+    # One file a delete, as the render's own take-back: both may remove the same files at once,
+    # and only a delete of one file says exactly which of them each took off the counters.
+    for file_id in [v["_id"] for v in files.find({"metadata.original_id": doc["_id"]}, {"_id": 1})]:
+        storage.delete_file(db, bucket, file_id, holder=doc["_id"])
     renditions.remove_for(db, bucket, doc["_id"], purges=purges)  # whoever deleted it, a retry finishes it
     if deleted:  # the CDN's copies (queued only with a hook configured)
         effects.apply(db, Changes(purged=[(bucket, doc)]), purges)

@@ -272,8 +272,10 @@ def _disown(db: Database[Document], bucket: str, image_id: Any, ids: list[Any]) 
     lists now (a lapsed renderer listed what this one found)."""
     now = images(db, bucket).find_one({"_id": image_id})
     kept = set(variant_ids(now)) if now is not None else set()
-    if stray := [file_id for file_id in ids if file_id not in kept]:
-        storage.delete_counted(db, bucket, stray, holder=image_id)
+    # One file a delete: a delete of the image may be removing the same files right now, and
+    # only a delete of one file says exactly which of them this call took off the counters.
+    for file_id in [file_id for file_id in ids if file_id not in kept]:
+        storage.delete_counted(db, bucket, [file_id], holder=image_id)
     return now
 
 
