@@ -343,6 +343,11 @@ def holders(doc: dict[str, Any]) -> list[Any]:
     return [] if meta.get("original_id") is None else [meta["original_id"]]
 
 
+def _is_shared(doc: dict[str, Any]) -> bool:
+    """Whether the file ``doc`` lists its holders (several records point at it)."""
+    return (doc.get("metadata") or {}).get("holders") is not None
+
+
 def hold(db: Database[Document], bucket: str, file_id: Any, holder: Any) -> bool:
     """Make the image record ``holder`` one more holder of the file ``file_id``, before that
     record points at it; False when the file is gone or its last holder is letting go of it
@@ -409,8 +414,8 @@ def remove_files(db: Database[Document], bucket: str, ids: list[Any], *,
     # Only GridFS files live here (an image's record is in <bucket>.images, removed by
     # delete_image): each counts as a file with its length.
     found = list(files.find({"_id": {"$in": ids}}, _HOLDING))
-    shared = [doc for doc in found if (doc.get("metadata") or {}).get("holders") is not None]
-    plain = [doc["_id"] for doc in found if (doc.get("metadata") or {}).get("holders") is None]
+    shared = [doc for doc in found if _is_shared(doc)]
+    plain = [doc["_id"] for doc in found if not _is_shared(doc)]
     alone = {HOLDERS: {"$exists": False}}
     gone: list[Any] = []
     removed = 0
@@ -425,7 +430,7 @@ def remove_files(db: Database[Document], bucket: str, ids: list[Any], *,
             left = list(files.find({"_id": {"$in": plain}}, _HOLDING))
             stayed = {doc["_id"] for doc in left}
             gone = [file_id for file_id in plain if file_id not in stayed]
-            shared += [doc for doc in left if (doc.get("metadata") or {}).get("holders") is not None]
+            shared += [doc for doc in left if _is_shared(doc)]
     freed = [doc["_id"] for doc in shared if _let_go(files, doc, holder)]
     gone += freed
     removed += len(freed)
@@ -453,9 +458,8 @@ def copy_for(db: Database[Document], source: str, target: str, doc: dict[str, An
         there = files.find_one({"_id": doc["_id"]}, {"_id": 1}) is not None
         if there and hold(db, target, doc["_id"], holder):
             return
-        meta = doc.get("metadata") or {}
-        if meta.get("holders") is not None:
-            alone = {k: v for k, v in meta.items() if k not in ("holders", "held_at")}
+        if _is_shared(doc):
+            alone = {k: v for k, v in doc["metadata"].items() if k not in ("holders", "held_at")}
             doc = {**doc, "metadata": {**alone, "original_id": holder}}
         try:
             copy_file(db, source, target, doc)
