@@ -24,12 +24,13 @@ A delete removes the record first (readers see 404 at once), then its files, the
 renditions on request (:mod:`avenue.media.store.renditions`: never served once the original
 is gone, since every rendition URL resolves the original first); a crash before the last
 step leaves renditions of a missing image, which ``gc`` collects too. The variants are those
-the original lists as read and those naming it (``metadata.original_id``), looked up once
-more after the original is gone: a pending render (pending.py) lists its files by one
-update conditional on the original, so one that listed them after the caller read the
-original wrote them before the original went, and is found then; one that lists later finds
-no original and removes its own. Either way an image's variants leave with it (gc, a delete,
-a move to the trash alike).
+the original lists as read (one command) and those naming it (``metadata.original_id``),
+looked up after the original is gone (one command each): a pending render (pending.py) lists
+its files by one update conditional on the original, so one that listed them after the
+caller read the original wrote them before the original went, and is found then; one that
+lists later finds no original and removes its own, one at a time too, so a file both remove
+is counted off once. Either way an image's variants leave with it (gc, a delete, a move to
+the trash alike).
 """
 
 from __future__ import annotations
@@ -340,14 +341,13 @@ def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | Obje
     doc = doc_or_id if isinstance(doc_or_id, dict) else images(db, bucket).find_one({"_id": doc_or_id})
     if doc is None:
         return False
-    # Variants listed by the record, and any files pointing back at it (its bytes' file too).
-    ids = variant_ids(doc) + [
-        v["_id"] for v in files.find({"metadata.original_id": doc["_id"]}, {"_id": 1})
-    ]
-    deleted = storage.delete_image(db, bucket, doc["_id"], with_ids=ids)
-    # Written and listed by a pending render since ``doc`` was read (the module doc): gone too.
-    # One file a delete, as the render's own take-back: both may remove the same files at once,
-    # and only a delete of one file says exactly which of them each took off the counters.
+    # The files the record lists (its variants, source and bytes; the file under its own id)
+    # go in one command: no one else removes those while this delete holds the image.
+    deleted = storage.delete_image(db, bucket, doc["_id"], with_ids=variant_ids(doc))
+    # Then any other file naming it (the module doc): a pending render's, written but not
+    # listed, or a crashed change's strays. One file a delete: a render that finds the image
+    # gone takes its own back at the same moment, one at a time too, and only a delete of
+    # one file says exactly which of them each took off the counters.
     for file_id in [v["_id"] for v in files.find({"metadata.original_id": doc["_id"]}, {"_id": 1})]:
         storage.delete_file(db, bucket, file_id, holder=doc["_id"])
     renditions.remove_for(db, bucket, doc["_id"], purges=purges)  # whoever deleted it, a retry finishes it

@@ -262,3 +262,76 @@ def test_a_delete_that_meets_a_render_s_files_before_they_are_listed_keeps_the_c
     assert db[f"{Buckets.TEMP}.files"].count_documents({}) == 0
     drift = Figures(db).recount_media()[Buckets.TEMP]["drift"]
     assert drift == {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}
+
+
+class _TakeBackFirst:
+    """A database on which, right before each delete command of ``bucket``'s files that names
+    one of ``theirs`` (a pending render's files, written, not listed), the render's own
+    take-back (pending._disown, on the real database) removes that file first: the render
+    finding the image gone at the very moment the delete removes the same files."""
+
+    def __init__(self, db, bucket, image_id, theirs) -> None:
+        self.db, self.name, self.image_id, self.theirs = db, f"{bucket}.files", image_id, theirs
+        self.took: list = []
+
+    def __getattr__(self, attr):
+        return getattr(self.db, attr)
+
+    def __getitem__(self, name):
+        collection = self.db[name]
+        if name != self.name:
+            return collection
+        outer = self
+
+        class Files:
+            def __getattr__(self, attr):
+                found = getattr(collection, attr)
+                if attr not in ("delete_one", "delete_many"):
+                    return found
+
+                def deleting(flt, *args, **kwargs):
+                    named = flt.get("_id")
+                    ids = named.get("$in", []) if isinstance(named, dict) else [named]
+                    first = next((i for i in ids if i in outer.theirs and i not in outer.took), None)
+                    if first is not None:
+                        from avenue.media.store import pending
+                        outer.took.append(first)
+                        pending._disown(outer.db, outer.name.removesuffix(".files"), outer.image_id, [first])
+                    return found(flt, *args, **kwargs)
+                return deleting
+
+        return Files()
+
+
+def test_a_delete_and_a_render_s_take_back_removing_the_same_files_keep_the_counters_exact(
+        db, monkeypatch):
+    """Found by ``make model`` (temp_images' bytes under a recount, files exact): the delete of
+    a temp image and its pending render's take-back removed the same unlisted files at the same
+    moment. A removal of several files in one command that meets another's can count only an
+    even share of their bytes (effects._record_removed); the unlisted files, which both may
+    remove, now go one a command on both sides, each counted by exactly one of them."""
+    from avenue.media.core import Media
+    from avenue.media.maintenance import Figures
+    from avenue.media.store import pending
+
+    real_put = storage_module.put_files
+    state: dict = {}
+
+    def write_then_delete(*args, **kwargs):
+        docs, written = real_put(*args, **kwargs)
+        racing = _TakeBackFirst(db, Buckets.TEMP, state["record"]["_id"], {d["_id"] for d in docs})
+        state["racing"] = racing
+        delete_image(racing, Buckets.TEMP, state["record"], purges=NO_PURGES)
+        return docs, written
+
+    monkeypatch.setattr(pending, "complete_later", lambda *args, **kwargs: None)  # rendered below
+    stored = store(db, Buckets.TEMP, image_bytes("good/progressive.jpg"), filename="t.jpg").doc
+    assert len(pending.pending_of(stored)) > 1, "the upload left several variants to render"
+    state["record"] = stored
+    monkeypatch.setattr(pending.storage, "put_files", write_then_delete)
+    assert pending._render(db, Buckets.TEMP, stored, Media().settings) is None  # the image went
+    assert state["racing"].took, "the take-back never met the delete"
+    assert db[f"{Buckets.TEMP}.files"].count_documents({}) == 0
+    assert db[f"{Buckets.TEMP}.chunks"].count_documents({}) == 0
+    drift = Figures(db).recount_media()[Buckets.TEMP]["drift"]
+    assert drift == {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}
