@@ -327,3 +327,44 @@ def test_a_new_image_whose_record_meets_a_duplicate_key_takes_its_files_back_unc
     assert db[f"{BUCKET}.chunks"].count_documents({"files_id": {"$in": [f.file_id for f in files]}}) == 0
     assert images(db, BUCKET).find_one({"_id": image_id}) is None
     assert Figures(db).counters().get(BUCKET, {}) == counted
+
+
+def test_a_new_image_sharing_a_file_whose_record_meets_a_duplicate_key_lets_go_of_it(db):
+    """storage.write_image with ``shared`` (an upload holding another scope's file of those
+    bytes): a duplicate dedupe key takes its variants back and lets go of the file it held, which
+    stays its first image's alone, counted once."""
+    a, image_id = ObjectId(), ObjectId()
+    file_id = _file(db, a)
+    images(db, BUCKET).insert_one({"_id": ObjectId(), "length": 1, "chunkSize": 1, "uploadDate": now(),
+                                   "metadata": {"role": "original", "key": "k"}})
+    assert storage.hold(db, BUCKET, file_id, image_id)
+    counted = Figures(db).counters().get(BUCKET, {})
+    variant = {"role": "variant", "variant": "thumb", "original_id": image_id, "key": f"{image_id}/thumb"}
+    thumb = storage.NewFile(b"v" * 10, "thumb.webp", variant)
+    content = {"id": file_id, "length": 300_000, "chunk_size": storage.CHUNK_SIZE}
+    with pytest.raises(DuplicateKeyError):
+        storage.write_image(db, BUCKET, [thumb], {"role": "original", "key": "k"},
+                            shared={"_id": image_id, "filename": "a.jpg", "content": content})
+    alone = _meta(db, file_id)
+    assert alone["original_id"] == a and "holders" not in alone and _chunks(db, file_id) == 2
+    assert db[f"{BUCKET}.files"].count_documents({"metadata.original_id": image_id}) == 0
+    assert images(db, BUCKET).find_one({"_id": image_id}) is None
+    assert Figures(db).counters().get(BUCKET, {}) == counted
+
+
+def test_a_copy_that_can_neither_be_made_nor_held_is_an_error_and_writes_nothing(db):
+    """storage.copy_for: the target has the file already but its last holder is freeing it (a
+    hold fails), and every copy meets that same file (duplicate id), three times running: an
+    OSError naming it, the caller's to answer, not a file with a holder missing."""
+    a, b = ObjectId(), ObjectId()
+    file_id = _file(db, a)
+    doc = db[f"{BUCKET}.files"].find_one({"_id": file_id})
+    storage.copy_for(db, BUCKET, TRASH, doc, a)
+    trash_files = db[f"{TRASH}.files"]
+    trash_files.update_one({"_id": file_id}, {"$set": {"metadata.holders": []}})  # being freed, stuck
+    before = db[f"{TRASH}.chunks"].count_documents({})
+    with pytest.raises(OSError, match=str(file_id)):
+        storage.copy_for(db, BUCKET, TRASH, doc, b)
+    assert trash_files.count_documents({"_id": file_id}) == 1
+    assert db[f"{TRASH}.chunks"].count_documents({}) == before  # each colliding copy took its chunks back
+    assert b not in trash_files.find_one({"_id": file_id})["metadata"]["holders"]
