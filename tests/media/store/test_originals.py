@@ -9,6 +9,7 @@ import threading
 import gridfs
 import pymongo
 import pytest
+from bson import ObjectId
 from pymongo import monitoring
 
 from avenue.errors import CorruptImage, UnsupportedImage
@@ -334,4 +335,37 @@ def test_a_delete_and_a_render_s_take_back_removing_the_same_files_keep_the_coun
     assert db[f"{Buckets.TEMP}.files"].count_documents({}) == 0
     assert db[f"{Buckets.TEMP}.chunks"].count_documents({}) == 0
     drift = Figures(db).recount_media()[Buckets.TEMP]["drift"]
+    assert drift == {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}
+
+
+def test_an_upload_whose_twin_goes_before_its_hold_stores_the_bytes_itself(client, auth, db, monkeypatch):
+    """The image holding those bytes in another scope deleted between the new upload's look-up
+    of it and its hold (originals._twin_bytes): the hold fails, and the upload writes a file of
+    its own, whole and counted, as before sharing existed."""
+    from avenue.media.maintenance import Figures
+    from tests.support.client import upload
+    from tests.support.gridfs_spec import invalid_files
+    from tests.support.records import unheld
+
+    alice, bob = auth.token("editor"), auth.token("editor")
+    first = upload(client, alice).get_json()
+    real_hold, holds = storage_module.hold, []
+
+    def twin_gone_first(db_, bucket, file_id, holder):
+        if not holds:
+            delete_image(db_, bucket, ObjectId(first["id"]), purges=NO_PURGES)
+        holds.append(real_hold(db_, bucket, file_id, holder))
+        return holds[-1]
+
+    monkeypatch.setattr(storage_module, "hold", twin_gone_first)
+    answer = upload(client, bob)
+    assert answer.status_code == 201, answer.get_json()
+    bobs = answer.get_json()
+    assert holds == [False] and bobs["sha256"] == first["sha256"]
+    (own,) = list(db[f"{Buckets.UPLOADS}.files"].find({"metadata.variant": "original"}))
+    assert own["_id"] == ObjectId(bobs["id"]) and "holders" not in own["metadata"]
+    assert client.get(first["url"]).status_code == 404
+    assert client.get(bobs["url"], headers=bob).status_code == 200
+    assert invalid_files(db) == [] and unheld(db) == []
+    drift = Figures(db).recount_media()[Buckets.UPLOADS]["drift"]
     assert drift == {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}
