@@ -25,42 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pymongo
-from pymongo import monitoring
+from commands import CommandCounter
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-IGNORED = {"hello", "ismaster", "isMaster", "endSessions", "ping", "saslStart", "saslContinue"}
-
-
-class Listener(monitoring.CommandListener):
-    """The commands the app sends, by name and collection (the handshakes, the monitors' pings
-    and authentication left out); bench/cold_cpu.py counts with it too."""
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name in IGNORED:
-            return
-        target = event.command.get(event.command_name)
-        if event.command_name == "bulkWrite":  # several collections' writes: name them all
-            target = "+".join(ns["ns"].split(".", 1)[1] for ns in event.command.get("nsInfo", []))
-        self.seen.append(f"{event.command_name} {target if isinstance(target, str) else ''}".strip())
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def client_class(self) -> Any:
-        """A ``MONGO_CLIENT_CLASS`` whose clients report to this listener."""
-
-        def client(*args: Any, **kwargs: Any) -> pymongo.MongoClient[Any]:
-            listeners = [self, *kwargs.get("event_listeners", [])]
-            return pymongo.MongoClient(*args, **{**kwargs, "event_listeners": listeners})
-        return client
 
 
 def ask_cold(web: Any, paths: list[str], route: Any) -> None:
@@ -85,7 +53,7 @@ def count(code: Path) -> tuple[list[int], collections.Counter[str]]:
     from avenue.media import Buckets
     from avenue.media.store.originals import store
 
-    listener = Listener()
+    listener = CommandCounter()
     client = listener.client_class()
 
     photo = (ROOT.parent / "shared" / "fixtures" / "images" / "good" / "photo_12mp.jpg")

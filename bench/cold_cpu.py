@@ -52,7 +52,8 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
-from cold_commands import Listener, ask_cold  # noqa: E402
+from cold_commands import ask_cold  # noqa: E402
+from commands import CommandCounter  # noqa: E402
 
 import data  # noqa: E402
 import peers  # noqa: E402
@@ -128,7 +129,7 @@ def main() -> int:
     from avenue.media.store.originals import store
     from avenue.media.transform import Spec
 
-    listener = Listener()
+    listener = CommandCounter()
 
     files = peers.photos("2040", args.photos + 1)
     bodies = [path.read_bytes() for path in files]

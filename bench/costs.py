@@ -41,33 +41,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pymongo
-from pymongo import monitoring
-
 BENCH = Path(__file__).resolve().parent
 OPS = ("upload", "cold_render", "replace", "edit")
-IGNORED = {"hello", "ismaster", "isMaster", "endSessions", "ping", "saslStart", "saslContinue"}
-
-
-class Commands(monitoring.CommandListener):
-    """Counts the commands sent from the request's thread and the after-answer lanes."""
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-        self.threads = {threading.main_thread().name, "avenue-pending-variants", "avenue-rendition-stores"}
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name not in IGNORED and threading.current_thread().name in self.threads:
-            target = event.command.get(event.command_name)
-            if event.command_name == "bulkWrite":  # several collections' writes: name them all
-                target = "+".join(ns["ns"].split(".", 1)[1] for ns in event.command.get("nsInfo", []))
-            self.seen.append(f"{event.command_name} {target if isinstance(target, str) else ''}".strip())
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 def main() -> int:
@@ -120,16 +95,17 @@ def run(uri: str, database_pid: int, photo: bytes, rounds: int) -> list[dict[str
     from avenue.media.serve import route
     from tests.support import tokens
 
+    from commands import CommandCounter
+
     import data
 
-    listener = Commands()
-
-    def client_class(*args: Any, **kwargs: Any) -> pymongo.MongoClient[Any]:
-        listeners = [listener, *kwargs.get("event_listeners", [])]
-        return pymongo.MongoClient(*args, **{**kwargs, "event_listeners": listeners})
+    # The request's thread and the after-answer lanes, not the app's pollers.
+    lanes = {threading.main_thread().name, "avenue-pending-variants", "avenue-rendition-stores"}
+    listener = CommandCounter(lanes)
 
     app = create_app({"TESTING": True, "AVENUE_ENV": "testing", "SECRET_KEY": os.urandom(32).hex(),
-                      "MONGO_URI": uri, "MONGO_DB": "bench_costs", "MONGO_CLIENT_CLASS": client_class,
+                      "MONGO_URI": uri, "MONGO_DB": "bench_costs",
+                      "MONGO_CLIENT_CLASS": listener.client_class(),
                       "RATELIMIT_ENABLED": True, "AVENUE_HISTORY_INTERVAL_SECONDS": 0,
                       "AVENUE_STATUS_WARM_UP": False, "AVENUE_ACCESS_LOG": "off",
                       "AVENUE_RENDITION_PRESETS": "fit512=w_512,h_512,q_80"})

@@ -55,7 +55,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
-from cold_commands import Listener  # noqa: E402
+from commands import CommandCounter  # noqa: E402
 
 import data  # noqa: E402
 import peers  # noqa: E402
@@ -63,7 +63,7 @@ import peers  # noqa: E402
 MALLOC = {"server": ((-3, 1024 * 1024), (-1, 4 * 1024 * 1024)), "glibc": ()}  # gunicorn.conf.py's
 
 
-class Counting(Listener):
+class Counting(CommandCounter):
     """The commands, and the majority writes a request's own thread sent: its answer waited
     for them (work after the answer runs on a thread of its own)."""
 
