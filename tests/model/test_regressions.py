@@ -78,16 +78,23 @@ def test_a_restored_version_s_bytes_are_its_image_s_again_for_a_replace_elsewher
            lambda state: state.replace(n=0, pick=1))
 
 
+#: Issue 75's sequence: upload X, replace it, upload X's first bytes as Y, restore X's first
+#: version; X and Y then share one file (the start of the two replays below).
+SHARED_BY_A_RESTORE = (
+    lambda state: state.upload_to_library(n=0, pick=0),
+    lambda state: state.replace(n=1, pick=0),
+    lambda state: state.upload_to_library(n=0, pick=0),
+    lambda state: state.restore_version(pick=0, which=0),
+)
+
+
 def test_a_version_whose_bytes_another_image_holds_restores_and_shares_the_file(backend, db_name):
     """Issue 75's sequence: upload X, replace it, upload X's first bytes as Y, restore X's first
     version. On b0e6ee7 the restore was refused (409 duplicate_image); it restores now, X and Y
     point at one file, and the file outlives each of them in turn (the ``held`` invariant, after
     gc and at the end)."""
     replay(backend, db_name,
-           lambda state: state.upload_to_library(n=0, pick=0),
-           lambda state: state.replace(n=1, pick=0),
-           lambda state: state.upload_to_library(n=0, pick=0),
-           lambda state: state.restore_version(pick=0, which=0),
+           *SHARED_BY_A_RESTORE,
            lambda state: state.gc_then_fsck(),
            lambda state: state.delete(pick=1),
            lambda state: state.gc_then_fsck(),
@@ -102,10 +109,7 @@ def test_two_images_sharing_a_file_merged_and_unmerged_keep_it(backend, db_name)
     one kept, is copied for the trashed one, and is held by both again after the undo; merged
     again and purged from the trash, the trashed one's copy goes and the kept one's file stays."""
     replay(backend, db_name,
-           lambda state: state.upload_to_library(n=0, pick=0),
-           lambda state: state.replace(n=1, pick=0),
-           lambda state: state.upload_to_library(n=0, pick=0),
-           lambda state: state.restore_version(pick=0, which=0),
+           *SHARED_BY_A_RESTORE,
            lambda state: state.merge(pick=0, other=0),
            lambda state: state.gc_then_fsck(),
            lambda state: state.restore_from_trash(pick=0),
