@@ -342,7 +342,8 @@ def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | Obje
     if doc is None:
         return False
     # The files the record lists (its variants, source and bytes; the file under its own id)
-    # go in one command: no one else removes those while this delete holds the image.
+    # go in one command: a render takes back only files no record lists (but for one that took
+    # over a dead renderer's listed files, whose bytes the reconciliation would then correct).
     deleted = storage.delete_image(db, bucket, doc["_id"], with_ids=variant_ids(doc))
     # Then any other file naming it (the module doc): a pending render's, written but not
     # listed, or a crashed change's strays. One file a delete: a render that finds the image
