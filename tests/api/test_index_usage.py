@@ -326,7 +326,9 @@ def test_the_rendition_budget_and_recency_use_indexes(backend, db_name):
         recorder.active = True
         assert client.get(urls[0]).status_code == 200
         with app.app_context():
-            assert Route.flush_deliveries(app, 60.0)["renditions"] == 1
+            # One write for the five renditions served (never one each), per minute the
+            # answers' times fall in (renditions.record_used): two when they straddle one.
+            assert Route.flush_deliveries(app, 60.0)["renditions"] in (1, 2)
             assert AppMedia.on(db).maintenance.evict_renditions(1).files == len(urls)
         recorder.active = False
         names = {"find", "update", "delete"}
