@@ -138,7 +138,7 @@ class Replaced:
 
 def bytes_doc(db: Database[Document], bucket: str, doc: dict[str, Any]) -> dict[str, Any]:
     """The files document holding an image's bytes: the file its record's ``metadata.content``
-    names, else the file under the image's own id (``records.MediaDoc.bytes_id``)."""
+    names, else the file under the image's own id (``records.bytes_of``)."""
     file_id = bytes_of(doc).id
     found = db[f"{bucket}.files"].find_one({"_id": file_id})
     if found is None:

@@ -25,7 +25,7 @@ from avenue.media.buckets import RENDITIONS, STORED, TEMP
 from avenue.media.effects import counters
 from avenue.media.formats import STORED_FORMATS, VARIANT_TYPES
 from avenue.media.ingest.variants import VARIANT_NAMES
-from avenue.media.records import IMAGE, SOURCE, Document, bytes_of, images
+from avenue.media.records import IMAGE, SOURCE, Document, images
 from avenue.media.references import IN_BATCH
 from avenue.media.store import storage
 from avenue.paging import after_ranges
@@ -70,12 +70,6 @@ def image(db: Database[Document], bucket: str, image_id: Any,
           projection: Mapping[str, Any] | None = None) -> Document | None:
     """One image's record by ``_id``, or None."""
     return images(db, bucket).find_one({"_id": image_id}, projection)
-
-
-def bytes_id(record: Mapping[str, Any]) -> Any:
-    """The id of the file holding an image's bytes, by its record: ``metadata.content.id``,
-    else the image's own id (``MediaDoc.bytes_id``)."""
-    return bytes_of(record).id
 
 
 def existing_ids(db: Database[Document], bucket: str, ids: Iterable[Any]) -> set[Any]:

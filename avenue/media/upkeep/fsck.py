@@ -60,14 +60,13 @@ from avenue.media.effects.counters import count_bucket
 from avenue.media.effects.counters import of as bucket_counters
 from avenue.media.effects.counters import recount as recount_bucket
 from avenue.media.effects.invalidation import invalidate
-from avenue.media.records import variant_ids
+from avenue.media.records import bytes_of, variant_ids
 from avenue.media.references import Referrers
 from avenue.media.store.indexes import ensure_indexes
 from avenue.media.store.originals import delete_image
 from avenue.media.store.regenerate import regenerate_variants
 from avenue.media.store.renditions import remove as remove_renditions
 from avenue.media.store.scan import (
-    bytes_id,
     chunks_of,
     count_files,
     count_images,
@@ -290,7 +289,7 @@ def _check_records(db: Database[Document], bucket: str, records: list[dict[str, 
     file holding each one's bytes and every variant it lists are present in ``.files`` (their
     chunks are the files walk's to check)."""
     findings = [_Finding(bucket, record, [], record=True) for record in records]
-    wanted = [file_id for record in records for file_id in [bytes_id(record), *variant_ids(record)]]
+    wanted = [file_id for record in records for file_id in [bytes_of(record).id, *variant_ids(record)]]
     present = set(files_by_id(db, bucket, wanted, {"_id": 1}))
     for finding in findings:
         meta = finding.doc.get("metadata") or {}
@@ -306,7 +305,7 @@ def _check_records(db: Database[Document], bucket: str, records: list[dict[str, 
                 else:
                     finding.problems.append({"code": "missing_variant", "detail":
                                              f"variant {name}.{fmt} ({info['id']}) does not exist"})
-        held_by = bytes_id(finding.doc)
+        held_by = bytes_of(finding.doc).id
         if held_by not in present:
             finding.problems.append({"code": "missing_content", "detail":
                                      f"the file holding its bytes ({held_by}) does not exist"})
@@ -458,7 +457,7 @@ def _broken_images(db: Database[Document], report: FsckReport) -> dict[tuple[str
             broken[(finding.bucket, finding.doc["_id"])] = finding.doc
         elif finding.holds_bytes and finding.codes & DAMAGE and not _length_only(finding):
             record = image(db, finding.bucket, finding.original_id)
-            if record is not None and bytes_id(record) == finding.doc["_id"]:
+            if record is not None and bytes_of(record).id == finding.doc["_id"]:
                 broken[(finding.bucket, record["_id"])] = record
     return broken
 
@@ -501,7 +500,7 @@ def _repair(db: Database[Document], report: FsckReport, refs: Referrers,
             users = _users_of(refs, record["_id"])
             delete_image(db, finding.bucket, record, purges=media.purges)
             removed.update((finding.bucket, file_id) for file_id in
-                           [record["_id"], bytes_id(record), *variant_ids(record)])
+                           [record["_id"], bytes_of(record).id, *variant_ids(record)])
             act("removed_with_variants", record, finding.bucket, reason, variants=len(variant_ids(record)),
                 referenced_by=users)
         elif finding.record:  # its bytes intact, but a listed variant is missing

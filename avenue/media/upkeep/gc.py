@@ -47,13 +47,12 @@ from avenue.clock import now as clock_now
 from avenue.db import Document
 from avenue.media.buckets import PRODUCTS, RENDITIONS, STORED, TEMP, TRASH
 from avenue.media.core import Media
-from avenue.media.records import IMAGE, content_length, variant_ids
+from avenue.media.records import IMAGE, bytes_of, content_length, variant_ids
 from avenue.media.references import IN_BATCH, Referrers
 from avenue.media.store.originals import delete_image
 from avenue.media.store.renditions import orphans as rendition_orphans
 from avenue.media.store.resumable import collect_expired
 from avenue.media.store.scan import (
-    bytes_id,
     chunk_owners,
     chunk_stats,
     chunk_totals,
@@ -172,7 +171,7 @@ class _Collector:
         if (bucket, doc["_id"]) in self.gone:
             return
         # Its files: the one holding its bytes and its variants (the record is none).
-        files = set([bytes_id(doc), *variant_ids(doc)])
+        files = set([bytes_of(doc).id, *variant_ids(doc)])
         self.gone.update((bucket, file_id) for file_id in [doc["_id"], *files])
         self.report.removed.append({"kind": kind, "bucket": bucket, "id": str(doc["_id"]),
                                     "filename": doc.get("filename"), "bytes": _image_bytes(doc),
@@ -286,18 +285,18 @@ class _Collector:
         if meta.get("role") != "variant" or meta.get("variant") != "original":
             return None
         record = image(self.db, bucket, meta.get("original_id"))
-        return record if record is not None and bytes_id(record) == doc["_id"] else None
+        return record if record is not None and bytes_of(record).id == doc["_id"] else None
 
     def _incomplete_images(self, bucket: str) -> None:
         """Images whose bytes file does not exist (lost, or removed by hand): nothing can serve
         them. Their bytes are written before their record, so none is in flight."""
         cursor = walk_images(self.db, bucket, {"uploadDate": {"$lt": self.cutoff}})
         for batch in _batches(cursor, 200):
-            present = existing_ids(self.db, bucket, [bytes_id(doc) for doc in batch])
+            present = existing_ids(self.db, bucket, [bytes_of(doc).id for doc in batch])
             for doc in batch:
-                if bytes_id(doc) not in present:
+                if bytes_of(doc).id not in present:
                     self._remove_image("incomplete_image", bucket, doc,
-                                       f"the file holding its bytes ({bytes_id(doc)}) does not exist")
+                                       f"the file holding its bytes ({bytes_of(doc).id}) does not exist")
 
     def _orphan_variants(self, bucket: str) -> None:
         cursor = walk_files(self.db, bucket, {"metadata.role": "variant"},
@@ -311,7 +310,7 @@ class _Collector:
             # (a replace or a re-render cut off before the record pointed at it) is garbage too,
             # once old.
             found = images_by_id(self.db, bucket, originals, {"metadata.variants": 1, "metadata.content": 1})
-            listed = {file_id: {bytes_id(doc), *variant_ids(doc)} for file_id, doc in found.items()}
+            listed = {file_id: {bytes_of(doc).id, *variant_ids(doc)} for file_id, doc in found.items()}
             for doc in batch:
                 held_by = holders(doc)
                 if any(doc["_id"] in listed.get(holder, ()) for holder in held_by) or not self._old(doc):
