@@ -371,6 +371,11 @@ class Bytes(NamedTuple):
     length: int
     chunk_size: int
 
+    def content(self, sha256: str) -> dict[str, Any]:
+        """These bytes as a record's ``metadata.content`` names them (another image holding
+        the file, shared by reference)."""
+        return {"id": self.id, "length": self.length, "chunk_size": self.chunk_size, "sha256": sha256}
+
 
 def bytes_of(record: Mapping[str, Any]) -> Bytes:
     """The file holding an image's bytes, by its record alone (no look-up: a cold render's

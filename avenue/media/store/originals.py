@@ -227,7 +227,7 @@ def _twin_bytes(db: Database[Document], bucket: str, prepared: PreparedImage, im
     held = bytes_of(twin)
     if not storage.hold(db, bucket, held.id, image_id):
         return None
-    return {"id": held.id, "length": held.length, "chunk_size": held.chunk_size, "sha256": prepared.sha256}
+    return held.content(prepared.sha256)
 
 
 def bytes_metadata(image_id: ObjectId, prepared: PreparedImage, version: str = "") -> dict[str, Any]:

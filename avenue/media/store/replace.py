@@ -487,9 +487,7 @@ def _sharing(plan: _Plan, image_id: Any, other: dict[str, Any]) -> _Plan:
     prepared = plan.ingested.prepared
     if plan.edits is not None or (other.get("metadata") or {}).get("sha256") != prepared.sha256:
         return plan  # another picture from the same upload (edited): bytes of its own
-    held = bytes_of(other)
-    shared = {"id": held.id, "length": held.length, "chunk_size": held.chunk_size, "sha256": prepared.sha256}
-    return dataclass_replace(plan, shared=shared)
+    return dataclass_replace(plan, shared=bytes_of(other).content(prepared.sha256))
 
 
 def _remove_strays(db: Database[Document], bucket: str, doc: dict[str, Any], version: str) -> None:
