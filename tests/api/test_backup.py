@@ -87,6 +87,17 @@ def target_db(other):
     return get_mongo(other).db
 
 
+def backed_up_and_restored(db, target, tmp_path, media_core):
+    """``db`` backed up to a file and restored into ``target``'s empty database: that database."""
+    archive = tmp_path / "a.tar"
+    with open(archive, "wb") as out:
+        backup_module.backup(db, out, media=media_core)
+    other = target_db(target)
+    with open(archive, "rb") as source:
+        assert backup_module.restore(other, source, media=media_core).ok
+    return other
+
+
 def test_a_backup_restores_the_same_ids_bytes_metadata_and_documents(db, auth, runner, target, tmp_path):
     populate(db, auth)
     archive = tmp_path / "avenue.tar"
@@ -119,12 +130,7 @@ def test_a_backup_restores_the_same_ids_bytes_metadata_and_documents(db, auth, r
 
 def test_restored_media_is_served_like_the_original(db, auth, client, target, tmp_path, media_core):
     populate(db, auth)
-    archive = tmp_path / "a.tar"
-    with open(archive, "wb") as out:
-        backup_module.backup(db, out, media=media_core)
-    other = target_db(target)
-    with open(archive, "rb") as source:
-        assert backup_module.restore(other, source, media=media_core).ok
+    other = backed_up_and_restored(db, target, tmp_path, media_core)
     product = other.shop_products.find_one({"sku": "AV-1"})
     url = f"/media/products/{product['images'][0]['id']}.png"
     assert target.test_client().get(url).data == client.get(url).data
@@ -368,12 +374,7 @@ def test_bytes_two_images_share_come_back_shared_and_held_by_both(client, db, ed
     assert restore(client, editor, x["id"], first).status_code == 200
     shared = {"metadata.variant": "original", "metadata.sha256": x["sha256"]}
     assert db[f"{Buckets.BUILDER}.files"].count_documents(shared) == 1
-    archive = tmp_path / "shared.tar"
-    with open(archive, "wb") as out:
-        backup_module.backup(db, out, media=media_core)
-    other = target_db(target)
-    with open(archive, "rb") as source:
-        assert backup_module.restore(other, source, media=media_core).ok
+    other = backed_up_and_restored(db, target, tmp_path, media_core)
     assert other[f"{Buckets.BUILDER}.files"].count_documents(shared) == 1 and unheld(other) == []
     served, theirs = target.test_client(), Auth(target).token("editor")  # tokens do not travel
     for image in (x, y):
