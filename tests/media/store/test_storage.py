@@ -368,3 +368,21 @@ def test_a_copy_that_can_neither_be_made_nor_held_is_an_error_and_writes_nothing
     assert trash_files.count_documents({"_id": file_id}) == 1
     assert db[f"{TRASH}.chunks"].count_documents({}) == before  # each colliding copy took its chunks back
     assert b not in trash_files.find_one({"_id": file_id})["metadata"]["holders"]
+
+
+def test_a_copy_whose_key_another_file_holds_there_raises_and_leaves_that_file_alone(db):
+    """storage.copy_for: a duplicate key that is not this file's id (another file of the target
+    under the same ``metadata.key``) is no copy made meanwhile: it is raised, not retried, and
+    the other file keeps its chunks."""
+    a = ObjectId()
+    file_id = _file(db, a)
+    doc = db[f"{BUCKET}.files"].find_one({"_id": file_id})
+    squatter = ObjectId()
+    storage.write_file(db, TRASH, b"z" * 10, filename="z.jpg", file_id=squatter,
+                       metadata={"role": "variant", "variant": "original", "original_id": ObjectId(),
+                                 "key": doc["metadata"]["key"]})
+    with pytest.raises(DuplicateKeyError):
+        storage.copy_for(db, BUCKET, TRASH, doc, a)
+    assert db[f"{TRASH}.files"].count_documents({"_id": file_id}) == 0
+    assert db[f"{TRASH}.chunks"].count_documents({"files_id": file_id}) == 0
+    assert db[f"{TRASH}.chunks"].count_documents({"files_id": squatter}) == 1
