@@ -59,7 +59,7 @@ def main() -> int:
     import data
 
     with tempfile.TemporaryDirectory(prefix="bench-costs-") as folder:
-        photo = data.photo_12mp(root, Path(folder)).read_bytes()
+        photo = data.photo_12mp(BENCH.parent, Path(folder)).read_bytes()  # one photo, whichever root runs
         database = EmbeddedServer(Path(folder) / "db", log_path=Path(folder) / "db.log").start()
         try:
             rounds = run(database.uri, database.process.pid, photo, args.rounds)
